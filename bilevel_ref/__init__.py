@@ -1,0 +1,19 @@
+"""bilevel_ref: reference implementations of bilevel and minimax optimization methods.
+
+Every method is a readable NumPy implementation of its paper's update rule;
+every oracle call is counted; same seed, same result.  Start with
+:func:`minimize`, :func:`methods` and the problems in :mod:`bilevel_ref.problems`.
+"""
+from . import problems
+from ._api import Option, Solver, get_method, methods, minimize, register, show_options
+from .oracles import BudgetExhausted, OracleCounter
+from .problems import BilevelProblem, MinimaxProblem
+from .result import BilevelResult, History
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "minimize", "methods", "show_options", "get_method", "register", "Solver", "Option",
+    "BilevelProblem", "MinimaxProblem", "OracleCounter", "BudgetExhausted",
+    "BilevelResult", "History", "problems", "__version__",
+]

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``bilevel-ref bench NAME`` (one module per NAME, each with ``main(argv)``)."""

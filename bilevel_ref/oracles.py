@@ -1,0 +1,156 @@
+"""Counting every oracle call: :class:`OracleCounter`.
+
+Complexity claims are statements about oracle counts, so algorithms never
+touch a problem directly: :func:`bilevel_ref.minimize` wraps it in an
+:class:`OracleCounter`, which forwards each call, adds one to the count of
+its kind (``grad_g``, ``hvp_yy_g``, ``cross_g``, ... one kind per protocol
+oracle, plus ``samples`` for sample indices drawn) and enforces optional
+budgets.  A call that would exceed a budget raises :class:`BudgetExhausted`
+*before* it runs; ``minimize`` turns that into a clean stop with
+``success=False``.
+
+The closed forms (``y_star``, ``phi``, ``grad_phi``, ``hess_phi``) are the
+truth used for metrics and are deliberately *not* reachable through the
+counter's oracle interface: use :attr:`OracleCounter.exact` (the wrapped
+problem) for uncounted evaluations outside an algorithm's logic.
+"""
+from __future__ import annotations
+
+import math
+
+from .problems.base import EXACT_ORACLES, ORACLE_KINDS
+
+__all__ = ["OracleCounter", "BudgetExhausted", "COUNT_KINDS"]
+
+#: Every kind the counter reports: the protocol's oracles plus samples drawn.
+COUNT_KINDS = ORACLE_KINDS + ("samples",)
+
+
+class BudgetExhausted(RuntimeError):
+    """Raised by :class:`OracleCounter` when a call would exceed a budget."""
+
+    def __init__(self, kind, limit):
+        self.kind = kind
+        self.limit = limit
+        what = "total oracle calls" if kind == "total" else f"{kind!r} calls"
+        super().__init__(f"oracle budget exhausted: {what} limited to {limit}")
+
+
+def _counted(kind):
+    def oracle(self, *args, **kwargs):
+        self._tick(kind, 1)
+        return getattr(self.exact, kind)(*args, **kwargs)
+
+    oracle.__name__ = kind
+    oracle.__doc__ = f"Counted call of the problem's ``{kind}`` oracle."
+    return oracle
+
+
+class OracleCounter:
+    """Wrap a problem, count its oracle calls by kind and enforce budgets.
+
+    Parameters
+    ----------
+    problem : BilevelProblem or MinimaxProblem
+        Any object implementing the protocol.
+    budget : dict, optional
+        Maximum number of calls per kind, e.g. ``{"hess_g": 10}``; the key
+        ``"total"`` limits the sum over oracle kinds (samples excluded).
+
+    Attributes
+    ----------
+    counts : dict
+        Calls so far by kind (every kind of :data:`COUNT_KINDS` present).
+    exact : problem
+        The wrapped problem, for uncounted access to closed forms.
+    """
+
+    def __init__(self, problem, budget=None):
+        self.exact = problem
+        self.counts = dict.fromkeys(COUNT_KINDS, 0)
+        self.total = 0
+        self.budget = self._check_budget(budget)
+
+    @staticmethod
+    def _check_budget(budget):
+        if budget is None:
+            return {}
+        if not isinstance(budget, dict):
+            raise TypeError(f"budget must be a dict of kind -> max calls, got {type(budget).__name__}")
+        out = {}
+        for kind, limit in budget.items():
+            if kind not in COUNT_KINDS and kind != "total":
+                raise ValueError(
+                    f"budget has unknown oracle kind {kind!r}; known: {list(COUNT_KINDS) + ['total']}"
+                )
+            if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit >= 0:
+                raise ValueError(f"budget[{kind!r}] must be a number >= 0, got {limit!r}")
+            out[kind] = limit
+        return out
+
+    def _tick(self, kind, n):
+        if self.budget:
+            if self.counts[kind] + n > self.budget.get(kind, math.inf):
+                raise BudgetExhausted(kind, self.budget[kind])
+            if kind != "samples" and self.total + n > self.budget.get("total", math.inf):
+                raise BudgetExhausted("total", self.budget["total"])
+        self.counts[kind] += n
+        if kind != "samples":
+            self.total += n
+
+    # -- forwarded, uncounted descriptors ---------------------------------
+    @property
+    def dx(self):
+        return self.exact.dx
+
+    @property
+    def dy(self):
+        return self.exact.dy
+
+    @property
+    def name(self):
+        return self.exact.name
+
+    @property
+    def n_upper(self):
+        return self.exact.n_upper
+
+    @property
+    def n_lower(self):
+        return self.exact.n_lower
+
+    def provides(self, oracle):
+        return self.exact.provides(oracle)
+
+    def constants(self):
+        return self.exact.constants()
+
+    def sample(self, rng, size, level):
+        """Draw sample indices (counted under ``samples`` by the number drawn)."""
+        idx = self.exact.sample(rng, size, level)
+        self._tick("samples", len(idx))
+        return idx
+
+    def __getattr__(self, attr):
+        # Public, non-oracle attributes of the problem (e.g. its data or a
+        # numba fast path) are forwarded; closed forms are not, so that an
+        # algorithm cannot use the truth by accident.
+        if attr.startswith("_") or attr in EXACT_ORACLES:
+            raise AttributeError(
+                f"{attr!r} is not available through the oracle counter"
+                + (" (closed forms are uncounted truth: use counter.exact)" if attr in EXACT_ORACLES else "")
+            )
+        return getattr(self.exact, attr)
+
+    def snapshot(self):
+        """A copy of the counts, for histories."""
+        return dict(self.counts)
+
+    def __repr__(self):
+        nonzero = {k: v for k, v in self.counts.items() if v}
+        return f"<OracleCounter of {self.exact!r}: {nonzero}>"
+
+
+for _kind in ORACLE_KINDS:
+    setattr(OracleCounter, _kind, _counted(_kind))
+del _kind

@@ -1,0 +1,31 @@
+"""Install bilevel_ref: ``pip install -e .`` (core) or ``pip install -e ".[test]"``."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+EXTRAS = {
+    "plot": ["matplotlib>=3.6"],
+    "data": ["scikit-learn>=1.2"],
+    "crosscheck": ["jax>=0.4.20"],
+    "bench": ["asv>=0.6", "galahad-optrove>=5.0"],
+    "docs": ["sphinx>=7", "numpydoc>=1.6"],
+}
+# The test suite exercises the bundled datasets and the plotting paths too.
+EXTRAS["test"] = ["pytest>=7", "hypothesis>=6"] + EXTRAS["plot"] + EXTRAS["data"]
+
+setup(
+    name="bilevel_ref",
+    version="0.1.0.dev0",
+    description="Reference implementations of bilevel and minimax optimization methods "
+    "with counted oracles and numba kernels",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["bilevel_ref", "bilevel_ref.*"]),
+    install_requires=["numpy>=1.24", "scipy>=1.10", "numba>=0.58", "tqdm>=4.60"],
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["bilevel-ref=bilevel_ref.cli:main"]},
+    license="BSD-3-Clause",
+)

@@ -1,0 +1,29 @@
+"""Test configuration: ``slow`` tests run in CI (CI=true), with BILEVEL_REF_SLOW=1, or --runslow."""
+import os
+
+import numpy as np
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
+
+
+def _run_slow(config):
+    return (config.getoption("--runslow") or os.environ.get("CI", "").lower() == "true"
+            or os.environ.get("BILEVEL_REF_SLOW") == "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    if _run_slow(config):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow, CI=true or BILEVEL_REF_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def rng():
+    """A fresh, fixed-seed generator per test (no global RNG)."""
+    return np.random.default_rng(20261123)

@@ -131,6 +131,13 @@ class OracleCounter:
         self._tick("samples", len(idx))
         return idx
 
+    def fused_g(self, x, y, v, batch=None):
+        """``(∇_y g, ∇²_yy g·v, ∇²_xy g·v)``, counted as one call of each kind."""
+        self._tick("grad_g", 1)
+        self._tick("hvp_yy_g", 1)
+        self._tick("cross_g", 1)
+        return self.exact.fused_g(x, y, v, batch=batch)
+
     def __getattr__(self, attr):
         # Public, non-oracle attributes of the problem (e.g. its data or a
         # numba fast path) are forwarded; closed forms are not, so that an

@@ -6,4 +6,5 @@ from . import (  # noqa: F401
     lazy,
     minimax,
     second_order,
+    single_loop,
 )

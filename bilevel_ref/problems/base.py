@@ -94,6 +94,8 @@ class _ProblemBase:
                 return all(self._overrides(f"{p}_{fn}") for p in _PRODUCTS)
             if any(oracle == f"{p}_{fn}" for p in _PRODUCTS):
                 return self._overrides(f"hess_{fn}")
+        if oracle == "fused_g":
+            return all(self.provides(k) for k in ("grad_g", "hvp_yy_g", "cross_g"))
         if oracle == "sample":
             return self.n_upper is not None or self.n_lower is not None
         return False
@@ -234,6 +236,17 @@ class BilevelProblem(_ProblemBase):
     def cross_t_g(self, x, y, u, batch=None):
         """``∇²_yx g · u`` (y-vector)."""
         return self._product("g", "cross_t", x, y, u, batch)
+
+    def fused_g(self, x, y, v, batch=None):
+        """``(∇_y g, ∇²_yy g·v, ∇²_xy g·v)`` at (x, y) on one batch.
+
+        Single-loop methods (SOBA, ...) need exactly these three at the same
+        point and vector.  The default makes three separate calls; a problem
+        whose data can be read once for all three overrides it.  The counter
+        counts one ``grad_g``, one ``hvp_yy_g`` and one ``cross_g`` either way.
+        """
+        return (self.grad_g(x, y, batch=batch)[1], self.hvp_yy_g(x, y, v, batch=batch),
+                self.cross_g(x, y, v, batch=batch))
 
 
 class MinimaxProblem(_ProblemBase):

@@ -1,0 +1,1 @@
+"""(Methods of this family are registered here as they land.)"""

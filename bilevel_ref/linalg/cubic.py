@@ -470,6 +470,7 @@ def tridiag_secular(alpha, beta, k, gamma, sigma, lam_warm, theta_prev, maxiter)
         t = min(max(1e-14, 1e-8 * t_up), 0.5 * t_up)
     n_iter = 0
     converged = False
+    final = False
     while True:
         # LDLᵀ of (T + λ_low I) + tI, solve (T + λI)h = −γ e_1, then u = L⁻¹h.
         ok = True
@@ -484,6 +485,9 @@ def tridiag_secular(alpha, beta, k, gamma, sigma, lam_warm, theta_prev, maxiter)
             if i < k - 1:
                 ell[i] = beta[i] / piv
         lam = lam_low + t
+        h_norm = math.inf
+        w2 = math.inf
+        phi = -sigma / lam  # value used when numerically left of the pole
         if ok:
             y = -gamma
             h[0] = y / d[0]
@@ -497,14 +501,13 @@ def tridiag_secular(alpha, beta, k, gamma, sigma, lam_warm, theta_prev, maxiter)
             u = 0.0
             for i in range(k):
                 h2 += h[i] * h[i]
-                u = h[i] - (ell[i - 1] * u if i > 0 else 0.0)
+                u = h[i] - ell[i - 1] * u if i > 0 else h[i]
                 w2 += u * u / d[i]
             h_norm = math.sqrt(h2)
             phi = 1.0 / h_norm - sigma / lam
-        else:  # numerically left of the pole
-            h_norm = math.inf
-            w2 = math.inf
-            phi = -sigma / lam
+        if final:
+            converged = ok
+            break
         if phi < 0.0:
             t_lo = t
         else:
@@ -520,27 +523,441 @@ def tridiag_secular(alpha, beta, k, gamma, sigma, lam_warm, theta_prev, maxiter)
             t_new = t - phi / (w2 / (h_norm * h_norm * h_norm) + sigma / (lam * lam))
         if not (t_lo < t_new < t_hi):
             t_new = 0.5 * (t_lo + t_hi)
-        if abs(t_new - t) <= 4.0 * eps * t:
-            t = t_new
+        # Newton has stalled at rounding level: evaluate h once more at t_new and stop.
+        final = abs(t_new - t) <= 4.0 * eps * t
+        t = t_new
+    return h, lam_low + t, theta, n_iter, converged
+
+
+# --------------------------------------------------------------------------- Lanczos (GRT10)
+def _krylov_summary(alpha, beta, k, gamma, h, sigma):
+    """Model value γh_1 + ½hᵀT_kh + (σ/3)‖h‖³ and ‖∇m‖ = β_k|h_k| on the Krylov space (free)."""
+    a, b = alpha[:k], beta[: k - 1]
+    hth = float(a @ (h * h) + 2.0 * (b @ (h[:-1] * h[1:])))
+    h_norm = float(np.linalg.norm(h))
+    return gamma * float(h[0]) + 0.5 * hth + sigma / 3.0 * h_norm**3, float(beta[k - 1] * abs(h[-1]))
+
+
+def lanczos_cubic(g, H, sigma, *, rtol=1e-10, atol=0.0, maxiter=None, reorth=True,
+                  stop="residual", theta=50.0, maxiter_secular=100, tridiag=tridiag_secular):
+    """Lanczos reference for the cubic subproblem (spec §4); no hard-case handling.
+
+    ``g`` (‖g‖ > 0) and ``H`` (array or callable) validated by the caller;
+    ``tridiag`` is :func:`tridiag_secular` (pure Python) or its numba build.
+    The numba kernel ``bilevel_ref._kernels.cubic.lanczos_dense`` performs the
+    same operations in the same order.
+
+    Returns
+    -------
+    s, lam, theta_1, k, converged, model_value, grad_norm
+    """
+    d = g.shape[0]
+    kmax = d if maxiter is None else min(d, maxiter)
+    gamma = float(np.linalg.norm(g))
+    Qk = np.zeros((kmax, d))
+    alpha = np.zeros(kmax)
+    beta = np.zeros(kmax)
+    q = g / gamma
+    Qk[0] = q
+    lam = -1.0  # no warm start at k = 1
+    theta1 = math.inf
+    t_norm = 0.0  # running ‖T‖ estimate for the breakdown test
+    converged = False
+    for k in range(kmax):
+        w = _matvec(H, q)
+        if k > 0:
+            w = w - beta[k - 1] * Qk[k - 1]
+        a = float(q @ w)
+        alpha[k] = a
+        w = w - a * q
+        if reorth:  # classical Gram–Schmidt, twice ("twice is enough")
+            for _ in range(2):
+                w = w - Qk[: k + 1].T @ (Qk[: k + 1] @ w)
+        b = float(np.linalg.norm(w))
+        beta[k] = b
+        t_norm = max(t_norm, abs(a) + b + (beta[k - 1] if k > 0 else 0.0))
+        h, lam, theta1, _, _ = tridiag(alpha, beta, k + 1, gamma, sigma, lam, theta1, maxiter_secular)
+        res = b * abs(h[k])
+        if res <= max(rtol * gamma, atol) or (stop == "arc" and res <= theta * float(h @ h)):
+            converged = True
+        if b <= 1e-12 * t_norm or k + 1 == d:
+            converged = True  # invariant subspace: the Krylov minimiser is exact on it
+        if converged or k + 1 == kmax:
+            break
+        q = w / b
+        Qk[k + 1] = q
+    kk = k + 1
+    model, grad_norm = _krylov_summary(alpha, beta, kk, gamma, h, sigma)
+    if b <= 1e-12 * t_norm:
+        grad_norm = 0.0
+    return Qk[:kk].T @ h, lam, theta1, kk, converged, model, grad_norm
+
+
+# --------------------------------------------------------------------------- CD19 gradient descent
+def _unit_sphere(rng, d):
+    z = rng.standard_normal(d)
+    return z / np.linalg.norm(z)
+
+
+def cubic_gd(g, H, M, *, L, tol=None, maxiter=100_000, perturb=0.0, rng=None):
+    r"""Carmon–Duchi gradient descent on the cubic model (spec §5.1; CD19 Alg. 1–2).
+
+    In CD19's form ½xᵀAx + bᵀx + (ρ/3)‖x‖³ with ρ = M/2 and β = ``L`` ≥ ‖A‖:
+
+    1. Cauchy start x_0 = −R_c b/‖b‖,
+       R_c = −bᵀAb/(2ρ‖b‖²) + √((bᵀAb/(2ρ‖b‖²))² + ‖b‖/ρ);
+    2. R = β/(2ρ) + √((β/(2ρ))² + ‖b‖/ρ) ≥ ‖s*‖,  η = 1/(4(β + ρR));
+    3. x ← x − η(Ax + b + ρ‖x‖x) until ‖∇‖ ≤ tol.
+
+    With ``perturb`` = σ_p > 0, GD runs on b̃ = b + σ_p ζ, ζ uniform on the unit
+    sphere from ``rng`` (CD19's remedy for the (nearly) hard case).
+
+    Returns
+    -------
+    s, n_iter, n_matvec, converged, Hs
+        ``Hs`` = H·s at the returned s (so the caller needs no extra product).
+    """
+    rho = M / 2.0
+    beta = L
+    b = g if perturb == 0.0 else g + perturb * _unit_sphere(rng, g.shape[0])
+    b_norm = float(np.linalg.norm(b))
+    tol = 1e-10 * float(np.linalg.norm(g)) if tol is None else tol
+    n_matvec = 0
+    if b_norm == 0.0:
+        x = np.zeros_like(b)
+    else:
+        Ab = _matvec(H, b)
+        n_matvec += 1
+        kb = float(b @ Ab) / (2.0 * rho * b_norm**2)
+        R_c = -kb + math.sqrt(kb * kb + b_norm / rho)
+        x = -R_c * b / b_norm
+    R = beta / (2.0 * rho) + math.sqrt((beta / (2.0 * rho)) ** 2 + b_norm / rho)
+    eta = 1.0 / (4.0 * (beta + rho * R))
+    converged = False
+    for it in range(maxiter + 1):
+        Ax = _matvec(H, x)
+        n_matvec += 1
+        grad = Ax + b + rho * float(np.linalg.norm(x)) * x
+        if float(np.linalg.norm(grad)) <= tol:
             converged = True
             break
-        t = t_new
-    if not ok or not converged or t != lam - lam_low:
-        pass
-    # Final h at the accepted t (recomputed when the last move changed t).
-    if t != lam - lam_low or not ok:
-        for i in range(k):
-            piv = alpha[i] + lam_low + t
-            if i > 0:
-                piv -= beta[i - 1] * ell[i - 1]
-            d[i] = piv
-            if i < k - 1:
-                ell[i] = beta[i] / piv
-        y = -gamma
-        h[0] = y / d[0]
-        for i in range(1, k):
-            y = -ell[i - 1] * y
-            h[i] = y / d[i]
-        for i in range(k - 2, -1, -1):
-            h[i] -= ell[i] * h[i + 1]
-    return h, lam_low + t, theta, n_iter, converged
+        if it == maxiter:
+            break
+        x = x - eta * grad
+    return x, it, n_matvec, converged, Ax
+
+
+# --------------------------------------------------------------------------- T18 sub/final solvers
+class SubsolverResult(NamedTuple):
+    """Output of :func:`cubic_subsolver`: step, model decrease Δ = m(s) (≤ 0 hoped), H·v count."""
+
+    s: np.ndarray
+    delta_m: float
+    n_matvec: int
+
+
+class FinalsolverResult(NamedTuple):
+    """Output of :func:`cubic_finalsolver`: step, H·v count, final ‖∇m‖, whether ≤ ε/2."""
+
+    s: np.ndarray
+    n_matvec: int
+    grad_norm: float
+    converged: bool
+
+
+def _t18_inputs(g, hvp, M, L, eps):
+    g = as_vector(g, "g")
+    if not callable(hvp):
+        raise TypeError(f"hvp must be a callable v -> H v, got {type(hvp).__name__}")
+    return g, check_positive(M, "M"), check_positive(L, "L"), check_positive(eps, "eps")
+
+
+def cubic_subsolver(g, hvp, M, L, eps, rng, *, c_prime=1.0, n_steps=None, delta=0.01):
+    r"""Tripuraneni et al.'s Cubic-Subsolver via gradient descent ([T18] Alg. 2).
+
+    T18 scaling m(s) = gᵀs + ½sᵀHs + (ρ/6)‖s‖³ with ρ = M (our M), ℓ = ``L`` ≥ ‖H‖:
+
+    - if ‖g‖ ≥ ℓ²/M, Cauchy step s = −R_c g/‖g‖ with
+      R_c = −gᵀHg/(M‖g‖²) + √((gᵀHg/(M‖g‖²))² + 2‖g‖/M)   (1 H·v);
+    - else s = 0, σ = c'√(εM)/ℓ, η = 1/(20ℓ), g̃ = g + σζ (ζ uniform on the unit
+      sphere, drawn from ``rng``), and K times s ← s − η(g̃ + Hs + (M/2)‖s‖s)
+      (1 H·v each);
+    - Δ = gᵀs + ½sᵀHs + (M/6)‖s‖³ (1 H·v).
+
+    Parameters
+    ----------
+    g : (d,) array_like
+        Gradient.
+    hvp : callable
+        v ↦ Hv (counted by the caller).
+    M : float > 0
+        Cubic constant (T18's ρ).
+    L : float > 0
+        Bound ℓ on ‖H‖.
+    eps : float > 0
+        Target accuracy ε.
+    rng : numpy.random.Generator or int
+        Source of ζ (used only on the GD branch).
+    c_prime : float, default 1.0
+        T18's absolute constant c' (its value is not given numerically in T18).
+    n_steps : int, optional
+        K; default ⌈ℓ/√(Mε)⌉·⌈log(d/δ)⌉ capped at 10⁴ (T18: K = Õ(ℓ/√(Mε))).
+    delta : float in (0, 1), default 0.01
+        Failure probability δ' entering K.
+
+    Returns
+    -------
+    SubsolverResult
+        ``(s, delta_m, n_matvec)``; IFSBA tests Δ ≥ −(1/128)√(ε³/M).
+    """
+    g, M, L, eps = _t18_inputs(g, hvp, M, L, eps)
+    c_prime = check_positive(c_prime, "c_prime")
+    delta = check_positive(delta, "delta")
+    if delta >= 1.0:
+        raise ValueError(f"delta must be in (0, 1), got {delta!r}")
+    d = g.shape[0]
+    if n_steps is None:
+        n_steps = min(10_000, math.ceil(L / math.sqrt(M * eps)) * math.ceil(math.log(d / delta)))
+    n_steps = check_int(n_steps, "n_steps", minimum=0)
+    g_norm = float(np.linalg.norm(g))
+    n_matvec = 0
+    if g_norm >= L * L / M:
+        Hg = hvp(g)
+        n_matvec += 1
+        kg = float(g @ Hg) / (M * g_norm**2)
+        R_c = -kg + math.sqrt(kg * kg + 2.0 * g_norm / M)
+        s = -R_c * g / g_norm
+    else:
+        rng = check_rng(rng)
+        sigma = c_prime * math.sqrt(eps * M) / L
+        eta = 1.0 / (20.0 * L)
+        g_tilde = g + sigma * _unit_sphere(rng, d)
+        s = np.zeros(d)
+        for _ in range(n_steps):
+            s = s - eta * (g_tilde + hvp(s) + (M / 2.0) * float(np.linalg.norm(s)) * s)
+            n_matvec += 1
+    Hs = hvp(s)
+    n_matvec += 1
+    delta_m = float(g @ s + 0.5 * (s @ Hs) + M / 6.0 * float(np.linalg.norm(s)) ** 3)
+    return SubsolverResult(s, delta_m, n_matvec)
+
+
+def cubic_finalsolver(g, hvp, M, L, eps, *, maxiter=10_000):
+    r"""Tripuraneni et al.'s Cubic-Finalsolver via gradient descent ([T18] Alg. 3).
+
+    s = 0, g_m = g, η = 1/(20ℓ); while ‖g_m‖ > ε/2: s ← s − η g_m,
+    g_m = g + Hs + (M/2)‖s‖s (1 H·v per step).
+
+    Parameters
+    ----------
+    g, hvp, M, L, eps
+        As in :func:`cubic_subsolver`.
+    maxiter : int, default 10⁴
+        Cap on steps (``converged=False`` when reached).
+
+    Returns
+    -------
+    FinalsolverResult
+        ``(s, n_matvec, grad_norm, converged)``.
+    """
+    g, M, L, eps = _t18_inputs(g, hvp, M, L, eps)
+    maxiter = check_int(maxiter, "maxiter", minimum=0)
+    eta = 1.0 / (20.0 * L)
+    s = np.zeros_like(g)
+    g_m = g
+    n_matvec = 0
+    while float(np.linalg.norm(g_m)) > eps / 2.0 and n_matvec < maxiter:
+        s = s - eta * g_m
+        g_m = g + hvp(s) + (M / 2.0) * float(np.linalg.norm(s)) * s
+        n_matvec += 1
+    g_norm = float(np.linalg.norm(g_m))
+    return FinalsolverResult(s, n_matvec, g_norm, g_norm <= eps / 2.0)
+
+
+# --------------------------------------------------------------------------- public entry point
+_OPTIONS = {
+    "eigh": {"tol_hard": 1e-12, "maxiter_secular": 100},
+    "lanczos": {"rtol": 1e-10, "atol": 0.0, "maxiter": None, "reorth": True, "stop": "residual",
+                "theta": 50.0, "hard_case": "fallback", "maxiter_secular": 100, "tol_hard": 1e-12},
+    "gd": {"L": None, "tol": None, "maxiter": 100_000, "perturb": 0.0},
+}
+
+
+def _validate_options(method, options):
+    unknown = sorted(set(options) - set(_OPTIONS[method]))
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} for method={method!r}; "
+                        f"valid: {sorted(_OPTIONS[method])}")
+    opts = dict(_OPTIONS[method], **options)
+    if "tol_hard" in opts:
+        opts["tol_hard"] = check_nonnegative(opts["tol_hard"], "tol_hard")
+    if "maxiter_secular" in opts:
+        opts["maxiter_secular"] = check_int(opts["maxiter_secular"], "maxiter_secular", minimum=1)
+    if method == "lanczos":
+        opts["rtol"] = check_nonnegative(opts["rtol"], "rtol")
+        opts["atol"] = check_nonnegative(opts["atol"], "atol")
+        if opts["maxiter"] is not None:
+            opts["maxiter"] = check_int(opts["maxiter"], "maxiter", minimum=1)
+        check_choice(opts["reorth"], "reorth", (True, False))
+        check_choice(opts["stop"], "stop", ("residual", "arc"))
+        opts["theta"] = check_positive(opts["theta"], "theta")
+        check_choice(opts["hard_case"], "hard_case", ("fallback", "perturb", "ignore"))
+    if method == "gd":
+        if opts["L"] is not None:
+            opts["L"] = check_positive(opts["L"], "L")
+        if opts["tol"] is not None:
+            opts["tol"] = check_nonnegative(opts["tol"], "tol")
+        opts["maxiter"] = check_int(opts["maxiter"], "maxiter", minimum=0)
+        opts["perturb"] = check_nonnegative(opts["perturb"], "perturb")
+    return opts
+
+
+def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
+    r"""Global minimiser of m(s) = ⟨g, s⟩ + ½sᵀHs + (M/6)‖s‖³.
+
+    Parameters
+    ----------
+    g : (d,) array_like
+        Gradient (finite).
+    H : (d, d) array_like or callable
+        Symmetric Hessian (checked to 1e-12 relative), or a callable v ↦ Hv
+        (``method="lanczos"`` and ``"gd"`` only; else ``TypeError``).
+    M : float > 0
+        Cubic constant in our (M/6)‖s‖³ convention (GALAHAD/CGT11/CD19 weight
+        σ = ``sigma_from_M(M)`` = M/2).
+    method : {"eigh", "lanczos", "gd"}
+        ``eigh``: exact, eigendecomposition + secular equation, hard case in
+        closed form (O(d³)).  ``lanczos``: Krylov with full reorthogonalisation
+        (k matvecs).  ``gd``: Carmon–Duchi gradient descent (HVP only).
+    backend : {"numpy", "numba"}, default "numpy"
+        ``numpy`` is the reference.  ``numba``: jitted secular solve (eigh), jitted
+        Lanczos on dense H (matrix-free: Python matvec loop + jitted tridiagonal
+        solve).  ``gd`` has only the NumPy backend.
+    rng : numpy.random.Generator or int, optional
+        Needed only for random perturbations (lanczos ``hard_case="perturb"``
+        or matrix-free fallback, gd ``perturb > 0``).
+    **options
+        eigh: ``tol_hard`` (1e-12), ``maxiter_secular`` (100).
+        lanczos: ``rtol`` (1e-10), ``atol`` (0), ``maxiter`` (d), ``reorth``
+        (True), ``stop`` ("residual" | "arc"), ``theta`` (50, ARC rule
+        ‖∇m‖ ≤ θ‖s‖²), ``hard_case`` ("fallback" | "perturb" | "ignore"),
+        ``maxiter_secular``, ``tol_hard``.
+        gd: ``L`` (bound on ‖H‖; default ‖H‖₂ for arrays, required for
+        callables), ``tol`` (1e-10‖g‖), ``maxiter`` (10⁵), ``perturb`` (0).
+
+    Returns
+    -------
+    CubicResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> res = solve_cubic(np.array([1.0, 0.0]), np.diag([1.0, -1.0]), M=2.0)
+    >>> bool(res.lam + res.min_eig >= 0)
+    True
+    """
+    method = check_choice(method, "method", METHODS)
+    backend = check_choice(backend, "backend", BACKENDS)
+    M = check_positive(M, "M")
+    opts = _validate_options(method, options)
+    if callable(H):
+        if method == "eigh":
+            raise TypeError("H must be an array for method='eigh'; callables v -> Hv are "
+                            "accepted by method='lanczos' and method='gd' only")
+        g = as_vector(g, "g")
+        dense = None
+    else:
+        dense = as_symmetric(H, "H")
+        if dense.shape[0] == 0:
+            raise ValueError("H must have at least one row, got shape (0, 0)")
+        g = as_vector(g, "g", dense.shape[0])
+        H = dense
+    if method == "eigh":
+        lam_i, Q = np.linalg.eigh(dense)
+        return solve_in_eigenbasis(lam_i, Q, g, M, backend, opts["tol_hard"],
+                                   opts["maxiter_secular"], "eigh")
+    if method == "gd":
+        if backend == "numba":
+            raise ValueError("backend='numba' is not available for method='gd'; use backend='numpy'")
+        return _solve_gd(g, H, dense, M, rng, opts)
+    return _solve_lanczos(g, H, dense, M, backend, rng, opts)
+
+
+def _solve_gd(g, H, dense, M, rng, opts):
+    L = opts["L"]
+    if L is None:
+        if dense is None:
+            raise ValueError("L (a bound on ||H||) is required for method='gd' with a callable H")
+        L = max(float(np.linalg.norm(dense, 2)), np.finfo(float).tiny)
+    if opts["perturb"] > 0.0:
+        rng = check_rng(rng)
+    s, n_iter, n_matvec, converged, Hs = cubic_gd(g, H, M, L=L, tol=opts["tol"], maxiter=opts["maxiter"],
+                                                 perturb=opts["perturb"], rng=rng)
+    s_norm = float(np.linalg.norm(s))
+    return CubicResult(
+        s=s, lam=M * s_norm / 2.0,
+        model_value=float(g @ s + 0.5 * (s @ Hs) + M / 6.0 * s_norm**3),
+        grad_norm=float(np.linalg.norm(g + Hs + M / 2.0 * s_norm * s)),
+        min_eig=None, n_iter=int(n_iter), n_matvec=int(n_matvec), hard_case=False,
+        converged=bool(converged), method="gd",
+    )
+
+
+def _lanczos_run(g, H, dense, sigma, backend, opts):
+    """One Lanczos solve from g (no hard-case logic); picks the reference or the kernel."""
+    kw = dict(rtol=opts["rtol"], atol=opts["atol"], maxiter=opts["maxiter"], reorth=opts["reorth"],
+              stop=opts["stop"], theta=opts["theta"], maxiter_secular=opts["maxiter_secular"])
+    if backend == "numpy":
+        return lanczos_cubic(g, H, sigma, **kw)
+    from .._kernels import cubic as kernels
+
+    if dense is None:
+        return lanczos_cubic(g, H, sigma, tridiag=kernels.tridiag_secular, **kw)
+    return kernels.lanczos_dense(dense, g, sigma, **kw)
+
+
+def _solve_lanczos(g, H, dense, M, backend, rng, opts):
+    sigma = M / 2.0
+    mode = opts["hard_case"]
+    if float(np.linalg.norm(g)) == 0.0:
+        # The Krylov space of g is empty.  s = 0 is the answer iff H ⪰ 0.
+        if dense is not None and mode != "ignore":
+            return _eigh_fallback(g, dense, M, backend, opts, 0, 0)
+        if mode == "ignore":
+            return CubicResult(np.zeros_like(g), 0.0, 0.0, 0.0, None, 0, 0, False, False, "lanczos")
+        mode = "perturb"
+    if mode == "perturb":
+        rng = check_rng(rng)
+    n_matvec = 0
+    g_run = g
+    for attempt in range(2):
+        s, lam, theta1, k, converged, model, grad_norm = _lanczos_run(g_run, H, dense, sigma, backend, opts)
+        n_matvec += k
+        on_pole = theta1 < 0.0 and lam + theta1 <= 1e-8 * lam
+        if mode == "ignore" or not on_pole or attempt == 1:
+            break
+        if mode == "fallback" and dense is not None:
+            return _eigh_fallback(g, dense, M, backend, opts, k, n_matvec)
+        # Matrix-free (or "perturb"): restart from g + 1e-8‖g‖ζ so that the Krylov
+        # space sees the bottom eigenvector; the model is still the one of g.
+        g_norm = float(np.linalg.norm(g))
+        scale = g_norm if g_norm > 0 else 1.0
+        g_run = g + 1e-8 * scale * _unit_sphere(check_rng(rng), g.shape[0])
+    if g_run is not g:  # model value and gradient of the original model: 1 extra matvec
+        Hs = _matvec(H, s)
+        n_matvec += 1
+        s_norm = float(np.linalg.norm(s))
+        model = float(g @ s + 0.5 * (s @ Hs) + sigma / 3.0 * s_norm**3)
+        grad_norm = float(np.linalg.norm(g + Hs + sigma * s_norm * s))
+    return CubicResult(
+        s=s, lam=float(lam), model_value=float(model), grad_norm=float(grad_norm),
+        min_eig=float(theta1), n_iter=int(k), n_matvec=int(n_matvec),
+        hard_case=bool(on_pole), converged=bool(converged), method="lanczos",
+    )
+
+
+def _eigh_fallback(g, dense, M, backend, opts, k, n_matvec):
+    lam_i, Q = np.linalg.eigh(dense)
+    res = solve_in_eigenbasis(lam_i, Q, g, M, backend, opts["tol_hard"], opts["maxiter_secular"], "lanczos")
+    return CubicResult(res.s, res.lam, res.model_value, res.grad_norm, res.min_eig, int(k), int(n_matvec),
+                       True, res.converged, "lanczos")

@@ -1,0 +1,91 @@
+"""numba kernels for the Lanczos cubic solver (spec cubic.md §4).
+
+``tridiag_secular``
+    The tridiagonal secular solve, compiled from the very source of the NumPy
+    reference :func:`bilevel_ref.linalg.cubic.tridiag_secular` (scalar loops,
+    LDLᵀ of T_k + λI, Sturm bisection for θ_1(T_k)), so the reference and the
+    kernel are the same algorithm by construction.
+``lanczos_dense``
+    Lanczos with full (twice-applied classical Gram–Schmidt) reorthogonalisation
+    on a dense H, one step at a time exactly as
+    :func:`bilevel_ref.linalg.cubic.lanczos_cubic` (same operations, same order,
+    BLAS for H·q and the reorthogonalisation products), solving the small
+    problem on T_k after every step and stopping on the free residual
+    β_k|e_kᵀh_k|.  A single pass keeps the basis Q_k (k × d), so s = Q_kᵀh costs
+    no second Lanczos pass (GLRT regenerates the vectors instead).
+
+Matrix-free solves with a Python callable keep the matvec loop in Python and
+call the jitted ``tridiag_secular``.  Everything compiles lazily on first call
+(``cache=True``; no fastmath, no parallel reductions).
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ..linalg.cubic import tridiag_secular as _tridiag_secular_py
+
+__all__ = ["tridiag_secular", "lanczos_dense"]
+
+tridiag_secular = numba.njit(cache=True)(_tridiag_secular_py)
+
+
+@numba.njit(cache=True)
+def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxiter_secular):
+    d = g.shape[0]
+    gamma = math.sqrt(np.dot(g, g))
+    Qk = np.zeros((kmax, d))
+    alpha = np.zeros(kmax)
+    beta = np.zeros(kmax)
+    q = g / gamma
+    Qk[0] = q
+    lam = -1.0
+    theta1 = math.inf
+    t_norm = 0.0
+    converged = False
+    h = np.zeros(1)
+    b = 0.0
+    k = 0
+    for k in range(kmax):
+        w = np.dot(H, q)
+        if k > 0:
+            w = w - beta[k - 1] * Qk[k - 1]
+        a = np.dot(q, w)
+        alpha[k] = a
+        w = w - a * q
+        if reorth:
+            for _ in range(2):
+                w = w - np.dot(Qk[: k + 1].T, np.dot(Qk[: k + 1], w))
+        b = math.sqrt(np.dot(w, w))
+        beta[k] = b
+        t_norm = max(t_norm, abs(a) + b + (beta[k - 1] if k > 0 else 0.0))
+        h, lam, theta1, _, _ = tridiag_secular(alpha, beta, k + 1, gamma, sigma, lam, theta1, maxiter_secular)
+        res = b * abs(h[k])
+        if res <= max(rtol * gamma, atol) or (arc and res <= theta_arc * np.dot(h, h)):
+            converged = True
+        if b <= 1e-12 * t_norm or k + 1 == d:
+            converged = True
+        if converged or k + 1 == kmax:
+            break
+        q = w / b
+        Qk[k + 1] = q
+    kk = k + 1
+    s = np.dot(Qk[:kk].T, h)
+    return s, lam, theta1, kk, converged, alpha, beta, h, b <= 1e-12 * t_norm
+
+
+def lanczos_dense(H, g, sigma, *, rtol, atol, maxiter, reorth, stop, theta, maxiter_secular):
+    """Kernel twin of ``linalg.cubic.lanczos_cubic`` for a dense H (same return tuple)."""
+    from ..linalg.cubic import _krylov_summary
+
+    d = g.shape[0]
+    kmax = d if maxiter is None else min(d, maxiter)
+    s, lam, theta1, k, converged, alpha, beta, h, breakdown = _lanczos_dense(
+        np.ascontiguousarray(H), g, sigma, rtol, atol, kmax, bool(reorth), stop == "arc", theta,
+        maxiter_secular)
+    model, grad_norm = _krylov_summary(alpha, beta, k, float(np.linalg.norm(g)), h, sigma)
+    if breakdown:
+        grad_norm = 0.0
+    return s, lam, theta1, k, converged, model, grad_norm

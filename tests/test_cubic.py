@@ -1,0 +1,325 @@
+"""Tests of the cubic-regularised Newton subproblem solvers (spec cubic.md §10).
+
+Truth comes from the optimality conditions (§2), NP06's dual, closed forms
+(H = 0, g = 0, d = 1, exact hard case) and brute-force 1-D solves.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, HealthCheck
+from hypothesis import strategies as st
+
+from bilevel_ref.linalg.cubic import (
+    CubicResult,
+    M_from_sigma,
+    cubic_kkt,
+    cubic_model,
+    sigma_from_M,
+    solve_cubic,
+)
+from _cubic_cases import (
+    dual_max,
+    hard_case_problem,
+    model,
+    orthogonal,
+    random_symmetric,
+    with_spectrum,
+)
+
+KKT_TOL = 1e-10
+EXACT = [("eigh", "numpy"), ("eigh", "numba"), ("lanczos", "numpy"), ("lanczos", "numba")]
+
+
+def kkt_ok(g, H, M, res, tol=KKT_TOL):
+    kkt = cubic_kkt(g, H, M, res.s, res.lam)
+    assert kkt.holds(tol), kkt
+    return kkt
+
+
+# --------------------------------------------------------------------------- conventions
+def test_sigma_conventions():
+    assert sigma_from_M(3.0) == 1.5
+    assert M_from_sigma(1.5) == 3.0
+    with pytest.raises(ValueError, match="M"):
+        sigma_from_M(0.0)
+
+
+def test_cubic_model_matches_formula():
+    rng = np.random.default_rng(0)
+    H = random_symmetric(rng, 6)
+    g, s = rng.standard_normal(6), rng.standard_normal(6)
+    assert cubic_model(g, H, 2.5, s) == pytest.approx(model(g, H, 2.5, s), rel=1e-14)
+    assert cubic_model(g, lambda v: H @ v, 2.5, s) == pytest.approx(model(g, H, 2.5, s), rel=1e-14)
+
+
+def test_result_repr_readable():
+    res = solve_cubic(np.ones(3), np.eye(3), 1.0)
+    assert isinstance(res, CubicResult)
+    text = repr(res)
+    assert "method='eigh'" in text and "lam=" in text and "d=3" in text
+    with pytest.raises(AttributeError):
+        res.lam = 0.0  # frozen
+
+
+# --------------------------------------------------------------------------- KKT on random problems
+@pytest.mark.parametrize("d", [1, 2, 5, 50, 300])
+@pytest.mark.parametrize("method,backend", EXACT)
+def test_kkt_random_indefinite(d, method, backend):
+    rng = np.random.default_rng(100 + d)
+    H = random_symmetric(rng, d)
+    g = rng.standard_normal(d) / np.sqrt(d)
+    res = solve_cubic(g, H, 1.0, method=method, backend=backend)
+    assert res.converged and res.method == method
+    kkt_ok(g, H, 1.0, res)
+    # not beaten by random points (global optimality, checked crudely from outside)
+    pts = rng.standard_normal((200, d)) * np.linalg.norm(res.s) * rng.uniform(0, 2, (200, 1))
+    assert all(model(g, H, 1.0, p) >= res.model_value - 1e-12 for p in pts)
+    assert res.model_value == pytest.approx(model(g, H, 1.0, res.s), rel=1e-12, abs=1e-14)
+
+
+@pytest.mark.parametrize("d", [5, 50])
+def test_gd_kkt_and_agrees_with_eigh(d):
+    rng = np.random.default_rng(7 + d)
+    H = random_symmetric(rng, d)
+    g = rng.standard_normal(d)
+    exact = solve_cubic(g, H, 2.0)
+    res = solve_cubic(g, H, 2.0, method="gd", tol=1e-12 * np.linalg.norm(g))
+    assert res.converged and res.min_eig is None
+    assert np.linalg.norm(res.s - exact.s) <= 1e-8 * np.linalg.norm(exact.s)
+    kkt_ok(g, H, 2.0, res, tol=1e-8)
+    # the same with a matrix-free H and an explicit bound L
+    res2 = solve_cubic(g, lambda v: H @ v, 2.0, method="gd", L=float(np.abs(np.linalg.eigvalsh(H)).max()),
+                       tol=1e-12 * np.linalg.norm(g))
+    assert np.linalg.norm(res2.s - exact.s) <= 1e-8 * np.linalg.norm(exact.s)
+
+
+def test_gd_monotone_norm_and_model():
+    """CD19: from the Cauchy point ‖x_t‖ is non-decreasing and m(x_t) non-increasing."""
+    rng = np.random.default_rng(3)
+    H = random_symmetric(rng, 20)
+    g = rng.standard_normal(20)
+    norms, values = [], []
+    for steps in range(0, 60, 3):
+        res = solve_cubic(g, H, 1.0, method="gd", maxiter=steps, tol=0.0)
+        norms.append(np.linalg.norm(res.s))
+        values.append(res.model_value)
+    assert np.all(np.diff(norms) >= -1e-14)
+    assert np.all(np.diff(values) <= 1e-14)
+
+
+# --------------------------------------------------------------------------- dual, invariance
+@pytest.mark.parametrize("seed", range(4))
+def test_model_value_equals_dual_maximum(seed):
+    rng = np.random.default_rng(seed)
+    d = 30
+    H = random_symmetric(rng, d)
+    g = rng.standard_normal(d)
+    M = 10.0 ** rng.uniform(-1, 1)
+    res = solve_cubic(g, H, M)
+    assert res.model_value == pytest.approx(dual_max(g, H, M), rel=1e-12)
+
+
+@pytest.mark.parametrize("method,backend", EXACT)
+def test_rotation_invariance(method, backend):
+    rng = np.random.default_rng(11)
+    d = 40
+    H = random_symmetric(rng, d)
+    g = rng.standard_normal(d)
+    U = orthogonal(rng, d)
+    base = solve_cubic(g, H, 1.5, method=method, backend=backend)
+    rot = solve_cubic(U.T @ g, U.T @ H @ U, 1.5, method=method, backend=backend)
+    assert np.linalg.norm(rot.s - U.T @ base.s) <= 1e-10 * np.linalg.norm(base.s)
+    assert rot.lam == pytest.approx(base.lam, rel=1e-10)
+
+
+@pytest.mark.parametrize("method,backend", EXACT)
+def test_bit_identical_reruns(method, backend):
+    rng = np.random.default_rng(5)
+    H = random_symmetric(rng, 60)
+    g = rng.standard_normal(60)
+    a = solve_cubic(g, H, 1.0, method=method, backend=backend)
+    b = solve_cubic(g, H, 1.0, method=method, backend=backend)
+    assert np.array_equal(a.s, b.s) and a.lam == b.lam and a.model_value == b.model_value
+
+
+# --------------------------------------------------------------------------- named cases
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("multiplicity", [1, 3])
+def test_exact_hard_case(backend, multiplicity):
+    rng = np.random.default_rng(2)
+    g, H, m_star, lam_star = hard_case_problem(rng, d=60, multiplicity=multiplicity)
+    res = solve_cubic(g, H, 1.0, backend=backend)
+    assert res.hard_case
+    assert res.lam == pytest.approx(lam_star, rel=1e-12)
+    assert res.model_value == pytest.approx(m_star, rel=1e-12)
+    assert model(g, H, 1.0, res.s) == pytest.approx(m_star, rel=1e-10)
+    kkt_ok(g, H, 1.0, res)
+
+
+def test_spec_hard_case_value():
+    """Spec §9: d = 200, λ_1 = −2, g ⟂ q_1, M = 1 — our generator reproduces the closed form."""
+    rng = np.random.default_rng(4)
+    g, H, m_star, _ = hard_case_problem(rng, d=200)
+    assert solve_cubic(g, H, 1.0).model_value == pytest.approx(m_star, rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("bottom", [1e-12, 1e-9, 1e-6])
+def test_near_hard_case(backend, bottom):
+    rng = np.random.default_rng(8)
+    d = 50
+    lam = np.concatenate([[-2.0], np.linspace(-1.0, 2.0, d - 1)])
+    H, U = with_spectrum(rng, lam)
+    c = rng.standard_normal(d) * 0.05
+    c[0] = bottom
+    g = U @ c
+    res = solve_cubic(g, H, 1.0, backend=backend)
+    kkt_ok(g, H, 1.0, res)
+    assert res.model_value <= solve_cubic(U @ np.r_[0.0, c[1:]], H, 1.0).model_value + 1e-9
+
+
+def test_zero_hessian_closed_form():
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal(7)
+    M = 3.0
+    res = solve_cubic(g, np.zeros((7, 7)), M)
+    r = np.sqrt(2 * np.linalg.norm(g) / M)
+    assert np.allclose(res.s, -r * g / np.linalg.norm(g), rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_zero_gradient(backend):
+    rng = np.random.default_rng(9)
+    H, U = with_spectrum(rng, [-1.5, 0.5, 2.0, 3.0])
+    res = solve_cubic(np.zeros(4), H, 2.0, backend=backend)
+    assert np.linalg.norm(res.s) == pytest.approx(2 * 1.5 / 2.0, rel=1e-14)
+    assert abs(res.s @ U[:, 0]) == pytest.approx(1.5, rel=1e-12)
+    assert res.model_value == pytest.approx(0.5 * -1.5 * 1.5**2 + 2.0 / 6 * 1.5**3, rel=1e-12)
+    kkt_ok(np.zeros(4), H, 2.0, res)
+    pd, _ = with_spectrum(rng, [0.1, 1.0, 2.0, 3.0])
+    assert np.array_equal(solve_cubic(np.zeros(4), pd, 2.0, backend=backend).s, np.zeros(4))
+    # singular PSD: λ_1 = 0 up to rounding, so ‖s‖ = 2|λ_1|/M is at rounding level
+    psd, _ = with_spectrum(rng, [0.0, 1.0, 2.0, 3.0])
+    assert np.linalg.norm(solve_cubic(np.zeros(4), psd, 2.0, backend=backend).s) <= 1e-14
+
+
+@pytest.mark.parametrize("M", [1e-8, 1e8])
+def test_positive_definite_tiny_and_huge_M(M):
+    rng = np.random.default_rng(12)
+    H, _ = with_spectrum(rng, np.linspace(0.5, 4.0, 10))
+    g = rng.standard_normal(10)
+    res = solve_cubic(g, H, M)
+    kkt_ok(g, H, M, res)
+    if M < 1:  # → Newton step
+        newton = -np.linalg.solve(H, g)
+        assert np.linalg.norm(res.s - newton) <= 1e-6 * np.linalg.norm(newton)
+    else:  # → ‖s‖ ≈ √(2‖g‖/M), along −g
+        r = np.sqrt(2 * np.linalg.norm(g) / M)
+        assert np.linalg.norm(res.s + r * g / np.linalg.norm(g)) <= 1e-3 * r
+
+
+@pytest.mark.parametrize("gval,h,M", [(1.0, 2.0, 1.0), (-0.3, -1.0, 4.0), (2.0, 0.0, 0.5), (1e-3, -5.0, 1.0)])
+def test_one_dimensional_by_hand(gval, h, M):
+    """m(s) = gs + ½hs² + (M/6)|s|³: stationary points on s > 0 and s < 0 are
+    roots of (M/2)s² ± (h s) ... written as two quadratics; pick the best."""
+    candidates = [0.0]
+    for sign in (1.0, -1.0):  # s = sign·r, r > 0: g·sign + h r + (M/2) r² = 0
+        for r in np.roots([M / 2, h, gval * sign]):
+            if abs(r.imag) < 1e-12 and r.real > 0:
+                candidates.append(sign * r.real)
+    m = lambda s: gval * s + 0.5 * h * s * s + M / 6 * abs(s) ** 3  # noqa: E731
+    best = min(candidates, key=m)
+    res = solve_cubic([gval], [[h]], M)
+    assert res.s[0] == pytest.approx(best, rel=1e-12)
+
+
+def test_diagonal_against_brute_force_secular():
+    from scipy.optimize import brentq
+
+    rng = np.random.default_rng(21)
+    lam = np.sort(rng.uniform(-2, 3, 12))
+    g = rng.standard_normal(12)
+    M = 1.7
+    sigma = M / 2
+
+    def f(x):  # ‖s(λ)‖ − λ/σ, decreasing on (−λ_1, ∞)
+        return np.linalg.norm(g / (lam + x)) - x / sigma
+
+    x_star = brentq(f, -lam[0] + 1e-12, 1e3, xtol=1e-15, rtol=1e-15)
+    res = solve_cubic(g, np.diag(lam), M)
+    assert res.lam == pytest.approx(x_star, rel=1e-12)
+    assert np.allclose(res.s, -g / (lam + x_star), rtol=1e-11, atol=0)
+
+
+# --------------------------------------------------------------------------- property-based
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    d=st.integers(1, 8),
+    seed=st.integers(0, 2**32 - 1),
+    logM=st.floats(-3, 3),
+    gscale=st.floats(-6, 3),
+)
+def test_property_kkt(d, seed, logM, gscale):
+    rng = np.random.default_rng(seed)
+    H = random_symmetric(rng, d) * 10 ** rng.uniform(-2, 2)
+    g = rng.standard_normal(d) * 10**gscale
+    M = 10**logM
+    for backend in ("numpy", "numba"):
+        res = solve_cubic(g, H, M, backend=backend)
+        kkt_ok(g, H, M, res)
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "kwargs,exc,name",
+    [
+        (dict(H=np.ones((3, 2))), ValueError, "H"),
+        (dict(H=np.array([[1.0, 2.0, 0], [0, 1, 0], [0, 0, 1]])), ValueError, "H must be symmetric"),
+        (dict(H=np.array([[np.nan, 0, 0], [0, 1, 0], [0, 0, 1]])), ValueError, "H"),
+        (dict(H=np.eye(3).astype(str)), TypeError, "H"),
+        (dict(g=np.ones(4)), ValueError, "g"),
+        (dict(g=np.array([1.0, np.inf, 0.0])), ValueError, "g"),
+        (dict(g=["a", "b", "c"]), TypeError, "g"),
+        (dict(M=0.0), ValueError, "M"),
+        (dict(M=-1.0), ValueError, "M"),
+        (dict(M=np.nan), ValueError, "M"),
+        (dict(M="1"), TypeError, "M"),
+        (dict(method="newton"), ValueError, "method"),
+        (dict(backend="jax"), ValueError, "backend"),
+        (dict(tol_hard=-1.0), ValueError, "tol_hard"),
+        (dict(bogus=1), TypeError, "bogus"),
+        (dict(H=lambda v: v), TypeError, "H must be an array"),
+        (dict(method="lanczos", hard_case="maybe"), ValueError, "hard_case"),
+        (dict(method="gd", backend="numba"), ValueError, "backend"),
+        (dict(method="gd", H=lambda v: v), ValueError, "L"),
+    ],
+)
+def test_bad_input_names_argument(kwargs, exc, name):
+    args = dict(g=np.ones(3), H=np.eye(3), M=1.0)
+    args.update(kwargs)
+    with pytest.raises(exc, match=name):
+        solve_cubic(**args)
+
+
+# --------------------------------------------------------------------------- external peer
+def test_galahad_rqs_model_value():
+    import os
+
+    os.environ.setdefault("OMP_CANCELLATION", "TRUE")
+    os.environ.setdefault("OMP_PROC_BIND", "TRUE")
+    rqs = pytest.importorskip("galahad.rqs")
+    rng = np.random.default_rng(31)
+    d = 40
+    H = random_symmetric(rng, d)
+    g = rng.standard_normal(d)
+    M = 1.3
+    options = rqs.initialize()
+    options.update(dense_factorization=1, symmetric_linear_solver="sytr", definite_linear_solver="potr")
+    h_ne = d * (d + 1) // 2
+    rqs.load(d, "dense", h_ne, None, None, None, options)
+    x = rqs.solve_problem(d, 3.0, sigma_from_M(M), 0.0, g, h_ne, H[np.tril_indices(d)])
+    inform = rqs.information()
+    rqs.terminate()
+    assert inform["status"] == 0
+    res = solve_cubic(g, H, M)
+    assert res.model_value == pytest.approx(inform["obj_regularized"], rel=1e-12)
+    assert model(g, H, M, x) == pytest.approx(res.model_value, rel=1e-12)

@@ -293,6 +293,11 @@ _STATUS = {"converged": 0, "maxiter": 1, "budget": 2, "nonfinite": 3, "callback"
 
 
 def _exact_metrics(problem, x, names):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _exact_metrics_unguarded(problem, x, names)
+
+
+def _exact_metrics_unguarded(problem, x, names):
     out = {}
     if "phi" in names and problem.provides("phi"):
         out["phi"] = float(problem.phi(x))

@@ -10,6 +10,7 @@ histories and the result.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import sys
 import time
@@ -308,8 +309,16 @@ def _exact_metrics_unguarded(problem, x, names):
     return out
 
 
-def _all_finite(*arrays):
-    return all(np.all(np.isfinite(a)) for a in arrays)
+def _scalar_metrics(info):
+    """The numeric entries of a step's info dict, as floats (history columns)."""
+    return {key: float(v) for key, v in info.items()
+            if isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool)}
+
+
+def _all_finite(arrays, scalars):
+    # One reduction per array (NaN and inf propagate through a sum); an
+    # overflowing sum of finite entries (|x| ~ 1e308) counts as divergence too.
+    return all(math.isfinite(a.sum()) for a in arrays) and all(math.isfinite(s) for s in scalars)
 
 
 def minimize(problem, method, x0, seed=0, options=None, callback=None):
@@ -379,57 +388,57 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
         bar = tqdm(total=opts.maxiter, desc=cls.name, file=sys.stderr, leave=False)
 
     status, message, info, nit, elapsed = "maxiter", "maximum number of iterations reached", {}, 0, 0.0
-    for k in range(opts.maxiter):
-        x_prev, y_prev = solver.x.copy(), solver.y.copy()
-        t0 = time.perf_counter()
-        try:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                info = solver.step(k) or {}
-        except BudgetExhausted as exc:
-            solver.x, solver.y = x_prev, y_prev
-            status, message = "budget", str(exc)
-            break
-        except np.linalg.LinAlgError as exc:
-            solver.x, solver.y = x_prev, y_prev
-            status, message = "failure", f"linear algebra failure at iteration {k + 1}: {exc}"
-            break
-        elapsed += time.perf_counter() - t0
-        grad_est = info.get("grad_est", np.nan)
-        scalars = [v for v in info.values() if isinstance(v, float)]
-        if not _all_finite(solver.x, solver.y, np.asarray(scalars, dtype=float)):
-            solver.x, solver.y = x_prev, y_prev
-            status = "nonfinite"
-            message = (f"non-finite values at iteration {k + 1}: the run diverged "
-                       "(reduce the step sizes); x and y are the last finite iterates")
-            break
-        nit = k + 1
-        if "failure" in info:
-            status, message = "failure", info["failure"]
-            break
-        metrics = {key: float(v) for key, v in info.items()
-                   if isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool)}
-        if nit % opts.history_every == 0 or nit == opts.maxiter:
-            metrics.update(_exact_metrics(problem, solver.x, exact_names))
-            history.record(nit, elapsed, counter.snapshot(), metrics)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(f"|G|={grad_est:.2e}")
-        if info.get("converged"):
-            status, message = "converged", info.get("message", "converged")
-            break
-        if opts.gtol > 0 and grad_est <= opts.gtol:
-            status, message = "converged", f"hypergradient estimate norm {grad_est:.3e} <= gtol"
-            break
-        if callback is not None:
-            intermediate = BilevelResult(x=solver.x.copy(), y=solver.y.copy(), nit=nit,
-                                         oracle_calls=counter.snapshot(), **metrics)
+    # Divergence is detected below (non-finite iterates), so numpy's overflow
+    # warnings on the way there are noise.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for k in range(opts.maxiter):
+            x_prev, y_prev = solver.x.copy(), solver.y.copy()
+            t0 = time.perf_counter()
             try:
-                stop = callback(intermediate)
-            except StopIteration:
-                stop = True
-            if stop:
-                status, message = "callback", "stopped by the callback"
+                info = solver.step(k) or {}
+            except BudgetExhausted as exc:
+                solver.x, solver.y = x_prev, y_prev
+                status, message = "budget", str(exc)
                 break
+            except np.linalg.LinAlgError as exc:
+                solver.x, solver.y = x_prev, y_prev
+                status, message = "failure", f"linear algebra failure at iteration {k + 1}: {exc}"
+                break
+            elapsed += time.perf_counter() - t0
+            grad_est = info.get("grad_est", np.nan)
+            if not _all_finite((solver.x, solver.y), [v for v in info.values() if isinstance(v, float)]):
+                solver.x, solver.y = x_prev, y_prev
+                status = "nonfinite"
+                message = (f"non-finite values at iteration {k + 1}: the run diverged "
+                           "(reduce the step sizes); x and y are the last finite iterates")
+                break
+            nit = k + 1
+            if "failure" in info:
+                status, message = "failure", info["failure"]
+                break
+            if nit % opts.history_every == 0 or nit == opts.maxiter:
+                metrics = _scalar_metrics(info)
+                metrics.update(_exact_metrics(problem, solver.x, exact_names))
+                history.record(nit, elapsed, counter.snapshot(), metrics)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"|G|={grad_est:.2e}")
+            if info.get("converged"):
+                status, message = "converged", info.get("message", "converged")
+                break
+            if opts.gtol > 0 and grad_est <= opts.gtol:
+                status, message = "converged", f"hypergradient estimate norm {grad_est:.3e} <= gtol"
+                break
+            if callback is not None:
+                intermediate = BilevelResult(x=solver.x.copy(), y=solver.y.copy(), nit=nit,
+                                             oracle_calls=counter.snapshot(), **_scalar_metrics(info))
+                try:
+                    stop = callback(intermediate)
+                except StopIteration:
+                    stop = True
+                if stop:
+                    status, message = "callback", "stopped by the callback"
+                    break
     if bar is not None:
         bar.close()
     if history["nit"][-1] != nit:

@@ -1,0 +1,350 @@
+"""Datasets for the data-driven problems: bundled, svmlight files, synthetic; splits and label noise.
+
+* :func:`load_dataset` — ``"breast-cancer"`` (scikit-learn's bundled
+  ``load_breast_cancer``, 569 × 30, binary), ``"digits"`` (``load_digits``,
+  1 797 × 64, 10 classes, scaled by 1/16; the offline MNIST stand-in), the
+  download-only ``"20newsgroups"`` (``fetch_20newsgroups_vectorized``, sparse)
+  and ``"covtype"`` (``fetch_covtype``), or the path of any LIBSVM/svmlight
+  file (``sklearn.datasets.load_svmlight_file``: australian, breast-cancer,
+  ijcnn1, MNIST, ... as the user has them).  Returns a :class:`DataSplit`.
+* :func:`split_indices` — deterministic stratified train/validation/test
+  split from a seed (default 50 % / 25 % / 25 %, problems.md §6).
+* :func:`standardize` — centre and scale with *training* statistics only.
+* :func:`corrupt_labels` — label noise of problems.md §3.3.
+* :func:`synthetic_classification` — dense or sparse synthetic data for tests
+  and benchmarks.
+
+Labels are always class indices ``0..K-1`` (binary problems map them to ±1).
+The scikit-learn loaders need the ``data`` extra (``pip install
+bilevel_ref[data]``); a clear :class:`ImportError` says so when it is missing.
+Download-only datasets raise when offline; nothing falls back silently.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._validation import check_choice, check_int, check_nonnegative, check_rng
+
+__all__ = [
+    "DataSplit", "load_dataset", "load_svmlight", "split_indices", "standardize",
+    "corrupt_labels", "synthetic_classification", "make_split", "DATASETS",
+]
+
+#: Named datasets understood by :func:`load_dataset` (any other string is a file path).
+DATASETS = ("breast-cancer", "digits", "20newsgroups", "covtype")
+
+_SVMLIGHT_FORMAT = ("LIBSVM/svmlight text, one sample per line: "
+                    "'<label> <index>:<value> <index>:<value> ...'")
+
+
+@dataclass
+class DataSplit:
+    """Train / validation / test parts of a classification dataset.
+
+    Attributes
+    ----------
+    X_train, X_val, X_test : ndarray or scipy.sparse CSR matrix
+    y_train, y_val, y_test : ndarray of int
+        Class indices ``0..n_classes-1``.
+    n_classes : int
+    name : str
+    classes : ndarray
+        The original label values, ``classes[k]`` for index ``k``.
+    """
+
+    X_train: object
+    y_train: np.ndarray
+    X_val: object
+    y_val: np.ndarray
+    X_test: object
+    y_test: np.ndarray
+    n_classes: int
+    name: str = "data"
+    classes: np.ndarray = field(default=None)
+
+    @property
+    def n_features(self):
+        return self.X_train.shape[1]
+
+    def __repr__(self):
+        kind = "sparse" if sp.issparse(self.X_train) else "dense"
+        return (f"<DataSplit {self.name!r}: train {self.X_train.shape[0]}, val {self.X_val.shape[0]}, "
+                f"test {self.X_test.shape[0]}, {self.n_features} {kind} features, {self.n_classes} classes>")
+
+
+def _sklearn_datasets():
+    try:
+        import sklearn.datasets as skd
+    except ImportError:  # pragma: no cover - exercised only without scikit-learn
+        raise ImportError(
+            "this dataset needs scikit-learn: install the 'data' extra "
+            "(pip install 'bilevel_ref[data]')") from None
+    return skd
+
+
+def _encode_labels(raw):
+    classes, labels = np.unique(np.asarray(raw), return_inverse=True)
+    return classes, labels.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------
+# splits, standardisation, noise
+# ---------------------------------------------------------------------------
+def split_indices(labels, seed=0, fractions=(0.5, 0.25, 0.25), stratify=True):
+    """Deterministic (stratified) split of ``range(n)`` into parts of the given fractions.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (n,)
+    seed : int or numpy.random.Generator
+    fractions : sequence of float
+        Positive, summing to 1 (e.g. train/val/test).
+    stratify : bool, default True
+        Split every class separately so that each part keeps the class proportions.
+
+    Returns
+    -------
+    list of ndarray
+        Sorted index arrays, one per fraction, disjoint, covering ``range(n)``.
+    """
+    labels = np.asarray(labels)
+    fr = np.asarray(fractions, dtype=float)
+    if fr.ndim != 1 or fr.size < 1 or np.any(fr <= 0) or abs(fr.sum() - 1.0) > 1e-9:
+        raise ValueError(f"fractions must be positive and sum to 1, got {tuple(fractions)}")
+    rng = check_rng(seed, "seed")
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if stratify else [np.arange(labels.size)]
+    parts = [[] for _ in fr]
+    for idx in groups:
+        idx = rng.permutation(idx)
+        cuts = np.round(np.cumsum(fr)[:-1] * idx.size).astype(int)
+        for part, chunk in zip(parts, np.split(idx, cuts)):
+            part.append(chunk)
+    return [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
+
+
+def standardize(X_train, *others):
+    """Centre and scale features with the *training* mean and standard deviation.
+
+    Sparse matrices are only scaled (centring would densify them).  Constant
+    features keep scale 1.  Returns the transformed ``(X_train, *others)``.
+    """
+    if sp.issparse(X_train):
+        sq = np.asarray(X_train.multiply(X_train).mean(axis=0)).ravel()
+        mean = np.asarray(X_train.mean(axis=0)).ravel()
+        std = np.sqrt(np.maximum(sq - mean**2, 0.0))
+        scale = sp.diags(1.0 / np.where(std > 0, std, 1.0))
+        return tuple((X @ scale).tocsr() for X in (X_train,) + others)
+    mean = X_train.mean(axis=0)
+    std = X_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return tuple((X - mean) / std for X in (X_train,) + others)
+
+
+def corrupt_labels(labels, p, n_classes, rng, mode="other"):
+    """Inject label noise at rate ``p`` (problems.md §3.3).
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (n,)
+        Clean class indices.
+    p : float in [0, 1]
+        Noise rate.
+    n_classes : int
+    rng : numpy.random.Generator or int
+    mode : {"other", "any"}
+        ``"other"``: exactly ⌊p·n⌋ samples chosen without replacement get a
+        uniformly random *different* class (binary: flipped).  ``"any"``
+        (benchopt's mnist): each sample is selected independently with
+        probability ``p`` and gets a uniform label in ``0..K-1`` (possibly the
+        same one).
+
+    Returns
+    -------
+    noisy : ndarray of int
+    mask : ndarray of bool
+        Selected samples (for ``"other"`` exactly the samples whose label changed).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    p = check_nonnegative(p, "p")
+    if p > 1:
+        raise ValueError(f"p must be in [0, 1], got {p}")
+    n_classes = check_int(n_classes, "n_classes", minimum=2)
+    check_choice(mode, "mode", ("other", "any"))
+    rng = check_rng(rng)
+    n = labels.size
+    noisy = labels.copy()
+    mask = np.zeros(n, dtype=bool)
+    if mode == "other":
+        idx = rng.choice(n, size=int(np.floor(p * n)), replace=False)
+        # a shift in 1..K-1 modulo K is a uniformly random *other* class
+        noisy[idx] = (labels[idx] + rng.integers(1, n_classes, size=idx.size)) % n_classes
+        mask[idx] = True
+    else:
+        mask = rng.random(n) < p
+        noisy[mask] = rng.integers(0, n_classes, size=int(mask.sum()))
+    return noisy, mask
+
+
+def make_split(X, labels, *, seed=0, fractions=(0.5, 0.25, 0.25), standardize_features=True,
+               fit_intercept=False, name="data", classes=None, n_classes=None):
+    """Split ``(X, labels)`` deterministically into a :class:`DataSplit`.
+
+    Features are standardised with training statistics when asked; with
+    ``fit_intercept`` a constant column of ones is appended after that.
+    """
+    if X.shape[0] != len(labels):
+        raise ValueError(f"X has {X.shape[0]} rows but labels has {len(labels)} entries")
+    if classes is None:
+        classes, labels = _encode_labels(labels)
+    labels = np.asarray(labels, dtype=np.int64)
+    n_classes = int(len(classes)) if n_classes is None else int(n_classes)
+    if n_classes < 2:
+        raise ValueError(f"dataset {name!r} has a single class; classification needs >= 2")
+    tr, va, te = split_indices(labels, seed, fractions)
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float64)
+    else:
+        X = np.asarray(X, dtype=np.float64)
+    parts = [X[tr], X[va], X[te]]
+    if standardize_features:
+        parts = list(standardize(*parts))
+    if fit_intercept:
+        if sp.issparse(X):
+            parts = [sp.hstack([P, np.ones((P.shape[0], 1))], format="csr") for P in parts]
+        else:
+            parts = [np.hstack([P, np.ones((P.shape[0], 1))]) for P in parts]
+    return DataSplit(parts[0], labels[tr], parts[1], labels[va], parts[2], labels[te],
+                     n_classes=n_classes, name=name, classes=np.asarray(classes))
+
+
+# ---------------------------------------------------------------------------
+# loaders
+# ---------------------------------------------------------------------------
+def load_svmlight(path, n_features=None):
+    """Read a LIBSVM/svmlight file; returns ``(X, raw_labels)`` with X CSR.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist (the message names it and the expected format).
+    ValueError
+        The file is not valid svmlight text.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"dataset file {path!r} not found; expected a {_SVMLIGHT_FORMAT} "
+            f"(or one of the named datasets {list(DATASETS)})")
+    skd = _sklearn_datasets()
+    try:
+        X, raw = skd.load_svmlight_file(path, n_features=n_features, dtype=np.float64)
+    except (ValueError, UnicodeDecodeError, IndexError, TypeError) as exc:
+        raise ValueError(f"could not read dataset file {path!r} as {_SVMLIGHT_FORMAT}: {exc}") from None
+    if X.shape[0] == 0:
+        raise ValueError(f"dataset file {path!r} has no samples; expected {_SVMLIGHT_FORMAT}")
+    return X.tocsr(), raw
+
+
+def load_dataset(name, seed=0, *, fractions=(0.5, 0.25, 0.25), standardize_features=None,
+                 fit_intercept=False, dense=None):
+    """Load a named dataset or an svmlight file and split it deterministically.
+
+    Parameters
+    ----------
+    name : str or path
+        ``"breast-cancer"``, ``"digits"``, ``"20newsgroups"``, ``"covtype"``
+        or the path of a LIBSVM/svmlight file.
+    seed : int
+        Seed of the split.
+    fractions : (train, val, test)
+    standardize_features : bool, optional
+        Default: True for breast-cancer, covtype and dense svmlight data;
+        False for digits (scaled by 1/16 instead) and sparse data.
+    fit_intercept : bool, default False
+        Append a column of ones.
+    dense : bool, optional
+        Convert svmlight data to a dense array (default: dense when at most
+        1 000 features).
+
+    Returns
+    -------
+    DataSplit
+    """
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"dataset must be a name {list(DATASETS)} or a file path, got {type(name).__name__}")
+    key = os.fspath(name)
+    norm = key.lower().replace("_", "-")
+    std_default = True
+    if norm in ("breast-cancer", "digits"):
+        skd = _sklearn_datasets()
+        if norm == "breast-cancer":
+            X, raw = skd.load_breast_cancer(return_X_y=True)
+        else:
+            X, raw = skd.load_digits(return_X_y=True)
+            X = X / 16.0
+            std_default = False
+    elif norm in ("20newsgroups", "20-newsgroups", "news20"):
+        skd = _sklearn_datasets()
+        bunch = skd.fetch_20newsgroups_vectorized(subset="all", download_if_missing=True)
+        X, raw = bunch.data.tocsr(), bunch.target
+        std_default = False
+    elif norm == "covtype":
+        skd = _sklearn_datasets()
+        X, raw = skd.fetch_covtype(return_X_y=True, download_if_missing=True)
+    else:
+        X, raw = load_svmlight(key)
+        if dense is None:
+            dense = X.shape[1] <= 1000
+        if dense:
+            X = X.toarray()
+        std_default = not sp.issparse(X)
+        norm = os.path.basename(key)
+    std = std_default if standardize_features is None else bool(standardize_features)
+    return make_split(X, raw, seed=seed, fractions=fractions, standardize_features=std,
+                      fit_intercept=fit_intercept, name=norm)
+
+
+# ---------------------------------------------------------------------------
+# synthetic data
+# ---------------------------------------------------------------------------
+def synthetic_classification(n, d, n_classes=2, *, seed=0, density=None, separation=2.0):
+    """Synthetic linear classification data ``(X, labels)``.
+
+    ``X`` has i.i.d. standard normal entries (dense), or, with ``density``,
+    is a CSR matrix with about ``density·n·d`` standard normal non-zeros at
+    uniformly random positions (never materialised densely).  Labels are drawn
+    from a softmax model with a random ground-truth weight matrix scaled so
+    that the expected logit spread is ``separation``.
+
+    Returns
+    -------
+    X : ndarray or scipy.sparse.csr_matrix, shape (n, d)
+    labels : ndarray of int, shape (n,), values in 0..n_classes-1
+    """
+    n = check_int(n, "n", minimum=1)
+    d = check_int(d, "d", minimum=1)
+    n_classes = check_int(n_classes, "n_classes", minimum=2)
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    if density is None:
+        X = rng.standard_normal((n, d))
+        row_nnz = d
+    else:
+        density = float(density)
+        if not 0 < density <= 1:
+            raise ValueError(f"density must be in (0, 1], got {density}")
+        nnz = max(1, int(round(density * n * d)))
+        rows = rng.integers(0, n, size=nnz)
+        cols = rng.integers(0, d, size=nnz)
+        vals = rng.standard_normal(nnz)
+        X = sp.csr_matrix((vals, (rows, cols)), shape=(n, d))
+        X.sum_duplicates()
+        row_nnz = max(density * d, 1.0)
+    W = rng.standard_normal((d, n_classes)) * (separation / np.sqrt(row_nnz))
+    logits = np.asarray(X @ W)
+    # Gumbel-max trick: an exact draw from softmax(logits)
+    labels = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1).astype(np.int64)
+    return X, labels

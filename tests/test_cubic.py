@@ -323,3 +323,189 @@ def test_galahad_rqs_model_value():
     res = solve_cubic(g, H, M)
     assert res.model_value == pytest.approx(inform["obj_regularized"], rel=1e-12)
     assert model(g, H, M, x) == pytest.approx(res.model_value, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- Lanczos specifics
+@pytest.mark.parametrize("d", [30, 120])
+def test_lanczos_numba_equals_numpy_reference(d):
+    rng = np.random.default_rng(40 + d)
+    H = random_symmetric(rng, d)
+    g = rng.standard_normal(d)
+    a = solve_cubic(g, H, 1.0, method="lanczos", backend="numpy", rng=np.random.default_rng(1))
+    b = solve_cubic(g, H, 1.0, method="lanczos", backend="numba", rng=np.random.default_rng(1))
+    assert a.n_iter == b.n_iter and a.n_matvec == b.n_matvec
+    assert np.linalg.norm(a.s - b.s) <= 1e-10 * np.linalg.norm(a.s)
+    assert b.lam == pytest.approx(a.lam, rel=1e-10)
+    assert b.model_value == pytest.approx(a.model_value, rel=1e-10)
+    # matrix-free: Python matvec loop + jitted tridiagonal solve
+    c = solve_cubic(g, lambda v: H @ v, 1.0, method="lanczos", backend="numba", rng=np.random.default_rng(1))
+    assert np.linalg.norm(c.s - a.s) <= 1e-10 * np.linalg.norm(a.s)
+
+
+def test_lanczos_free_residual_is_the_true_gradient():
+    rng = np.random.default_rng(3)
+    H = random_symmetric(rng, 80)
+    g = rng.standard_normal(80)
+    res = solve_cubic(g, H, 1.0, method="lanczos", rtol=1e-4, probe=False)
+    s = res.s
+    true = np.linalg.norm(g + H @ s + 0.5 * np.linalg.norm(s) * s)
+    assert res.grad_norm == pytest.approx(true, rel=1e-6)
+    assert res.grad_norm <= 1e-4 * np.linalg.norm(g)
+    assert res.n_matvec == res.n_iter  # no probe: one product per step
+
+
+def test_lanczos_arc_stop_and_maxiter():
+    rng = np.random.default_rng(4)
+    H = random_symmetric(rng, 100)
+    g = rng.standard_normal(100)
+    res = solve_cubic(g, H, 1.0, method="lanczos", stop="arc", theta=1e-3)
+    assert res.converged and res.grad_norm <= 1e-3 * np.linalg.norm(res.s) ** 2 * (1 + 1e-9)
+    capped = solve_cubic(g, H, 1.0, method="lanczos", maxiter=5, probe=False)
+    assert capped.n_iter == 5 and not capped.converged
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_lanczos_hard_case_policies(backend):
+    """Spec §10.4: a Krylov space of g misses the hard case; "ignore" returns the
+    subspace minimiser (documented), "fallback" the global one."""
+    rng = np.random.default_rng(4)
+    g, H, m_star, lam_star = hard_case_problem(rng, d=200)
+    ignore = solve_cubic(g, H, 1.0, method="lanczos", backend=backend, hard_case="ignore")
+    assert ignore.model_value > m_star + 1.0
+    fallback = solve_cubic(g, H, 1.0, method="lanczos", backend=backend)
+    assert fallback.hard_case
+    assert fallback.model_value == pytest.approx(m_star, rel=1e-12)
+    assert fallback.lam == pytest.approx(lam_star, rel=1e-12)
+    perturb = solve_cubic(g, lambda v: H @ v, 1.0, method="lanczos", backend=backend,
+                          rng=np.random.default_rng(0))
+    assert perturb.hard_case and perturb.model_value == pytest.approx(m_star, rel=1e-9)
+
+
+@pytest.mark.parametrize("lam1,rest", [(-3.0, (0.5, 1.0)), (-0.5, (1.0, 2.0)), (-1.05, (-1.0, 2.0))])
+def test_lanczos_probe_detects_hard_case_without_ghosts(lam1, rest):
+    """Well-separated spectra: Lanczos from g converges before rounding brings q_1
+    in, so only the probe's Ritz value can reveal H + λI ⋡ 0."""
+    rng = np.random.default_rng(1)
+    d = 100
+    lam = np.concatenate([[lam1], np.linspace(*rest, d - 1)])
+    H, U = with_spectrum(rng, lam)
+    c = rng.standard_normal(d) * 0.05
+    c[0] = 0.0
+    g = U @ c
+    exact = solve_cubic(g, H, 1.0)
+    assert exact.hard_case
+    for backend in ("numpy", "numba"):
+        res = solve_cubic(g, H, 1.0, method="lanczos", backend=backend)
+        assert res.hard_case and res.model_value == pytest.approx(exact.model_value, rel=1e-12)
+
+
+def test_lanczos_zero_gradient():
+    H, U = with_spectrum(np.random.default_rng(2), [-1.0, 0.5, 1.0, 2.0, 3.0])
+    res = solve_cubic(np.zeros(5), H, 1.0, method="lanczos")
+    assert np.linalg.norm(res.s) == pytest.approx(2.0, rel=1e-12)
+    res_mf = solve_cubic(np.zeros(5), lambda v: H @ v, 1.0, method="lanczos", rng=np.random.default_rng(0))
+    assert res_mf.model_value == pytest.approx(res.model_value, rel=1e-6)
+    ignore = solve_cubic(np.zeros(5), H, 1.0, method="lanczos", hard_case="ignore")
+    assert np.array_equal(ignore.s, np.zeros(5))
+
+
+def test_galahad_glrt_misses_the_hard_case():
+    """Spec §8 pitfall 4 (negative test of the peer): GLRT reports the hard case but
+    returns the Krylov-subspace minimiser, far above the optimum.  Only λ and
+    obj_regularized are read (its Python x is unreliable)."""
+    import os
+
+    os.environ.setdefault("OMP_CANCELLATION", "TRUE")
+    os.environ.setdefault("OMP_PROC_BIND", "TRUE")
+    glrt = pytest.importorskip("galahad.glrt")
+    g, H, m_star, _ = hard_case_problem(np.random.default_rng(4), d=200)
+    n = g.shape[0]
+    options = glrt.initialize()
+    glrt.load_options(options)
+    status, r, vector = 1, g.copy(), np.zeros(n)
+    while True:
+        status, _x, r, vector = glrt.solve_problem(status, n, 3.0, sigma_from_M(1.0), r, vector)
+        if status == 3:
+            vector = H @ vector
+        elif status == 4:
+            r = g.copy()
+        elif status != 2:
+            break
+    inform = glrt.information()
+    glrt.terminate()
+    assert inform["obj_regularized"] > m_star + 1.0
+    assert solve_cubic(g, H, 1.0, method="lanczos", backend="numba").model_value == pytest.approx(m_star, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- T18 sub/final solvers
+def test_subsolver_cauchy_branch_closed_form():
+    """‖g‖ ≥ ℓ²/M: the Cauchy step minimises m along −g (1-D check by hand)."""
+    from bilevel_ref.linalg.cubic import cubic_subsolver
+
+    rng = np.random.default_rng(0)
+    H = random_symmetric(rng, 10)
+    L = float(np.abs(np.linalg.eigvalsh(H)).max())
+    g = rng.standard_normal(10)
+    g *= 2 * L * L / np.linalg.norm(g)  # M = 1
+    s, delta_m, n_mv = cubic_subsolver(g, lambda v: H @ v, 1.0, L, 1e-3, rng)
+    u = -g / np.linalg.norm(g)
+    r = np.linalg.norm(s)
+    assert np.allclose(s, r * u, rtol=1e-13)
+    # d/dr m(r u) = uᵀg + r uᵀHu + (M/2) r² = 0 at the Cauchy radius
+    assert u @ g + r * (u @ H @ u) + 0.5 * r * r == pytest.approx(0.0, abs=1e-12 * np.linalg.norm(g))
+    assert delta_m == pytest.approx(model(g, H, 1.0, s), rel=1e-13)
+    assert n_mv == 2
+
+
+def test_subsolver_gd_branch_decreases_model_and_counts():
+    from bilevel_ref.linalg.cubic import cubic_subsolver
+
+    rng = np.random.default_rng(1)
+    d = 20
+    H = random_symmetric(rng, d)
+    L = float(np.abs(np.linalg.eigvalsh(H)).max())
+    g = rng.standard_normal(d) * 0.01
+    calls = []
+
+    def hvp(v):
+        calls.append(1)
+        return H @ v
+
+    out = cubic_subsolver(g, hvp, 1.0, L, 1e-4, np.random.default_rng(7), n_steps=300)
+    assert out.n_matvec == 301 == len(calls)
+    exact = solve_cubic(g, H, 1.0)
+    assert out.delta_m < 0 and out.delta_m == pytest.approx(model(g, H, 1.0, out.s), rel=1e-12)
+    assert out.delta_m <= 0.5 * exact.model_value  # most of the optimal decrease
+    again = cubic_subsolver(g, hvp, 1.0, L, 1e-4, np.random.default_rng(7), n_steps=300)
+    assert np.array_equal(again.s, out.s)  # randomness only from the Generator
+
+
+def test_finalsolver_reaches_eps_over_two():
+    from bilevel_ref.linalg.cubic import cubic_finalsolver
+
+    rng = np.random.default_rng(2)
+    d = 15
+    lam = np.linspace(0.2, 1.0, d)
+    H, _ = with_spectrum(rng, lam)
+    g = rng.standard_normal(d)
+    eps = 1e-6
+    out = cubic_finalsolver(g, lambda v: H @ v, 1.0, 1.0, eps)
+    assert out.converged and out.grad_norm <= eps / 2
+    s = out.s
+    assert np.linalg.norm(g + H @ s + 0.5 * np.linalg.norm(s) * s) == pytest.approx(out.grad_norm, rel=1e-10)
+    assert np.linalg.norm(s - solve_cubic(g, H, 1.0).s) <= eps  # strongly convex model: near s*
+
+
+@pytest.mark.parametrize("bad,exc,name", [
+    (dict(hvp=np.eye(3)), TypeError, "hvp"), (dict(M=0.0), ValueError, "M"),
+    (dict(L=-1.0), ValueError, "L"), (dict(eps=0.0), ValueError, "eps"),
+])
+def test_t18_bad_input(bad, exc, name):
+    from bilevel_ref.linalg.cubic import cubic_finalsolver, cubic_subsolver
+
+    args = dict(g=np.ones(3), hvp=lambda v: v, M=1.0, L=1.0, eps=1e-3)
+    args.update(bad)
+    with pytest.raises(exc, match=name):
+        cubic_subsolver(rng=np.random.default_rng(0), **args)
+    with pytest.raises(exc, match=name):
+        cubic_finalsolver(**args)

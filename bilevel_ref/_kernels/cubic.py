@@ -6,13 +6,15 @@
     LDLᵀ of T_k + λI, Sturm bisection for θ_1(T_k)), so the reference and the
     kernel are the same algorithm by construction.
 ``lanczos_dense``
-    Lanczos with full (twice-applied classical Gram–Schmidt) reorthogonalisation
+    Lanczos with full (classical Gram–Schmidt, repeated when needed) reorthogonalisation
     on a dense H, one step at a time exactly as
     :func:`bilevel_ref.linalg.cubic.lanczos_cubic` (same operations, same order,
     BLAS for H·q and the reorthogonalisation products), solving the small
     problem on T_k after every step and stopping on the free residual
     β_k|e_kᵀh_k|.  A single pass keeps the basis Q_k (k × d), so s = Q_kᵀh costs
-    no second Lanczos pass (GLRT regenerates the vectors instead).
+    no second Lanczos pass (GLRT regenerates the vectors instead).  Optional
+    hard-case probe: a plain Lanczos recurrence from a second start vector
+    alongside, whose smallest Ritz value bounds λ_1(H) from above.
 
 Matrix-free solves with a Python callable keep the matvec loop in Python and
 call the jitted ``tridiag_secular``.  Everything compiles lazily on first call
@@ -25,6 +27,7 @@ import math
 import numba
 import numpy as np
 
+from ..linalg.cubic import ritz_min
 from ..linalg.cubic import tridiag_secular as _tridiag_secular_py
 
 __all__ = ["tridiag_secular", "lanczos_dense"]
@@ -33,7 +36,7 @@ tridiag_secular = numba.njit(cache=True)(_tridiag_secular_py)
 
 
 @numba.njit(cache=True)
-def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxiter_secular):
+def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxiter_secular, probe, with_probe):
     d = g.shape[0]
     gamma = math.sqrt(np.dot(g, g))
     Qk = np.zeros((kmax, d))
@@ -45,22 +48,48 @@ def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxite
     theta1 = math.inf
     t_norm = 0.0
     converged = False
+    n_matvec = 0
+    alpha_p = np.zeros(kmax)
+    beta_p = np.zeros(kmax)
+    p = probe / math.sqrt(np.dot(probe, probe))
+    p_prev = np.zeros(d)
+    kp = 0
+    probe_active = with_probe
     h = np.zeros(1)
     b = 0.0
     k = 0
     for k in range(kmax):
         w = np.dot(H, q)
+        n_matvec += 1
         if k > 0:
             w = w - beta[k - 1] * Qk[k - 1]
         a = np.dot(q, w)
         alpha[k] = a
         w = w - a * q
         if reorth:
-            for _ in range(2):
+            w_norm2 = np.dot(w, w)
+            w = w - np.dot(Qk[: k + 1].T, np.dot(Qk[: k + 1], w))
+            if np.dot(w, w) < 0.5 * w_norm2:
                 w = w - np.dot(Qk[: k + 1].T, np.dot(Qk[: k + 1], w))
         b = math.sqrt(np.dot(w, w))
         beta[k] = b
         t_norm = max(t_norm, abs(a) + b + (beta[k - 1] if k > 0 else 0.0))
+        if probe_active:
+            wp = np.dot(H, p)
+            n_matvec += 1
+            if k > 0:
+                wp = wp - beta_p[k - 1] * p_prev
+            ap = np.dot(p, wp)
+            wp = wp - ap * p
+            bp = math.sqrt(np.dot(wp, wp))
+            alpha_p[k] = ap
+            beta_p[k] = bp
+            kp = k + 1
+            if bp > 1e-12 * t_norm:
+                p_prev = p
+                p = wp / bp
+            else:
+                probe_active = False
         h, lam, theta1, _, _ = tridiag_secular(alpha, beta, k + 1, gamma, sigma, lam, theta1, maxiter_secular)
         res = b * abs(h[k])
         if res <= max(rtol * gamma, atol) or (arc and res <= theta_arc * np.dot(h, h)):
@@ -73,19 +102,23 @@ def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxite
         Qk[k + 1] = q
     kk = k + 1
     s = np.dot(Qk[:kk].T, h)
-    return s, lam, theta1, kk, converged, alpha, beta, h, b <= 1e-12 * t_norm
+    theta_p = math.inf
+    if with_probe:
+        theta_p = ritz_min(alpha_p, beta_p, kp, math.inf)
+    return s, lam, theta1, theta_p, kk, n_matvec, converged, alpha, beta, h, b <= 1e-12 * t_norm
 
 
-def lanczos_dense(H, g, sigma, *, rtol, atol, maxiter, reorth, stop, theta, maxiter_secular):
+def lanczos_dense(H, g, sigma, *, rtol, atol, maxiter, reorth, stop, theta, maxiter_secular, probe):
     """Kernel twin of ``linalg.cubic.lanczos_cubic`` for a dense H (same return tuple)."""
     from ..linalg.cubic import _krylov_summary
 
     d = g.shape[0]
     kmax = d if maxiter is None else min(d, maxiter)
-    s, lam, theta1, k, converged, alpha, beta, h, breakdown = _lanczos_dense(
+    with_probe = probe is not None
+    s, lam, theta1, theta_p, k, n_matvec, converged, alpha, beta, h, breakdown = _lanczos_dense(
         np.ascontiguousarray(H), g, sigma, rtol, atol, kmax, bool(reorth), stop == "arc", theta,
-        maxiter_secular)
+        maxiter_secular, probe if with_probe else g, with_probe)
     model, grad_norm = _krylov_summary(alpha, beta, k, float(np.linalg.norm(g)), h, sigma)
     if breakdown:
         grad_norm = 0.0
-    return s, lam, theta1, k, converged, model, grad_norm
+    return s, lam, theta1, theta_p, k, n_matvec, converged, model, grad_norm

@@ -81,6 +81,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+try:  # plain Python functions that numba may also compile inline into kernels
+    from numba.extending import register_jitable as _jitable
+except ImportError:  # pragma: no cover - numba is a core dependency
+    def _jitable(func):
+        return func
+
 from .._validation import (
     as_symmetric,
     as_vector,
@@ -387,35 +393,16 @@ def solve_in_eigenbasis(lam_i, Q, g, M, backend, tol_hard, maxiter, method):
 
 
 # --------------------------------------------------------------------------- tridiagonal secular solve
-def tridiag_secular(alpha, beta, k, gamma, sigma, lam_warm, theta_prev, maxiter):
-    """Solve min_h γ e_1ᵀh + ½hᵀT_k h + (σ/3)‖h‖³ on a Lanczos tridiagonal (spec §4.2).
+@_jitable
+def ritz_min(alpha, beta, k, theta_prev=math.inf):
+    """Smallest eigenvalue θ_1 of the tridiagonal T_k (diag ``alpha[:k]``, off-diag ``beta[:k-1]``).
 
-    Written with scalar loops only, so the same source runs as the NumPy
-    reference and, compiled by ``numba.njit``, as the kernel
-    (``bilevel_ref._kernels.cubic``): the two agree to rounding by construction.
-
-    T_k has diagonal ``alpha[:k]`` and off-diagonal ``beta[:k-1]`` (β_i > 0, so
-    T_k is unreduced and e_1 has a component on every eigenvector: no exact
-    hard case; nearly-hard cases fall to the bisection safeguard).
-
-    1. θ_1(T_k) by Sturm-sequence bisection, bracket [Gershgorin, θ_1(T_{k−1})]
-       (Cauchy interlacing); keep the lower end θ ≤ θ_1 so T_k − θI ⪰ 0.
-    2. λ = λ_low + t, λ_low = max(0, −θ); LDLᵀ of (T_k + λ_low I) + tI gives
-       h(t), ‖h‖ and ‖w‖² = hᵀ(T+λI)⁻¹h = Σ c_i²/(θ_i+λ)³ in O(k).
-    3. Safeguarded Newton on φ(t) = 1/‖h‖ − σ/λ exactly as ``secular_eig``,
-       warm-started from the previous λ.
-
-    Returns
-    -------
-    h : (k,) ndarray
-    lam : float
-    theta : float
-        Smallest Ritz value θ_1(T_k) (lower end of its bisection bracket).
-    n_iter : int
-    converged : bool
+    Bisection on the Sturm count (number of negative LDLᵀ pivots of T_k − xI =
+    number of eigenvalues < x) inside [Gershgorin lower bound, θ_1(T_{k−1})]
+    (Cauchy interlacing, ``theta_prev``), to relative width 2 eps.  Returns the
+    lower end of the final bracket, so T_k − θ_1 I ⪰ 0 up to rounding.
     """
     eps = 2.220446049250313e-16
-    # --- 1. θ_1(T_k) by bisection on the Sturm count (number of eigenvalues < x).
     g_lo = alpha[0]
     g_hi = alpha[0]
     for i in range(k):
@@ -452,7 +439,39 @@ def tridiag_secular(alpha, beta, k, gamma, sigma, lam_warm, theta_prev, maxiter)
             lo = x
         else:
             hi = x
-    theta = lo
+    return lo
+
+
+def tridiag_secular(alpha, beta, k, gamma, sigma, lam_warm, theta_prev, maxiter):
+    """Solve min_h γ e_1ᵀh + ½hᵀT_k h + (σ/3)‖h‖³ on a Lanczos tridiagonal (spec §4.2).
+
+    Written with scalar loops only, so the same source runs as the NumPy
+    reference and, compiled by ``numba.njit``, as the kernel
+    (``bilevel_ref._kernels.cubic``): the two agree to rounding by construction.
+
+    T_k has diagonal ``alpha[:k]`` and off-diagonal ``beta[:k-1]`` (β_i > 0, so
+    T_k is unreduced and e_1 has a component on every eigenvector: no exact
+    hard case; nearly-hard cases fall to the bisection safeguard).
+
+    1. θ_1(T_k) by Sturm-sequence bisection, bracket [Gershgorin, θ_1(T_{k−1})]
+       (Cauchy interlacing); keep the lower end θ ≤ θ_1 so T_k − θI ⪰ 0.
+    2. λ = λ_low + t, λ_low = max(0, −θ); LDLᵀ of (T_k + λ_low I) + tI gives
+       h(t), ‖h‖ and ‖w‖² = hᵀ(T+λI)⁻¹h = Σ c_i²/(θ_i+λ)³ in O(k).
+    3. Safeguarded Newton on φ(t) = 1/‖h‖ − σ/λ exactly as ``secular_eig``,
+       warm-started from the previous λ.
+
+    Returns
+    -------
+    h : (k,) ndarray
+    lam : float
+    theta : float
+        Smallest Ritz value θ_1(T_k) (lower end of its bisection bracket).
+    n_iter : int
+    converged : bool
+    """
+    eps = 2.220446049250313e-16
+    # --- 1. θ_1(T_k), kept at the lower end of its bracket so T_k − θI ⪰ 0.
+    theta = ritz_min(alpha, beta, k, theta_prev)
     lam_low = 0.0
     if theta < 0.0:
         lam_low = -theta
@@ -539,17 +558,27 @@ def _krylov_summary(alpha, beta, k, gamma, h, sigma):
 
 
 def lanczos_cubic(g, H, sigma, *, rtol=1e-10, atol=0.0, maxiter=None, reorth=True,
-                  stop="residual", theta=50.0, maxiter_secular=100, tridiag=tridiag_secular):
-    """Lanczos reference for the cubic subproblem (spec §4); no hard-case handling.
+                  stop="residual", theta=50.0, maxiter_secular=100, probe=None,
+                  tridiag=tridiag_secular):
+    """Lanczos reference for the cubic subproblem (spec §4), one pass keeping Q_k.
 
-    ``g`` (‖g‖ > 0) and ``H`` (array or callable) validated by the caller;
+    ``g`` (‖g‖ > 0) and ``H`` (array or callable) are validated by the caller;
     ``tridiag`` is :func:`tridiag_secular` (pure Python) or its numba build.
     The numba kernel ``bilevel_ref._kernels.cubic.lanczos_dense`` performs the
     same operations in the same order.
 
+    Reorthogonalisation: classical Gram–Schmidt against Q_k, repeated once when
+    it removed more than half of ‖w‖² (Kahan–Parlett "twice is enough").
+
+    Hard-case probe: a Krylov space of g never sees eigenvectors orthogonal to
+    g, so the subspace minimiser may have H + λI indefinite.  When ``probe`` is
+    a start vector, a plain three-term Lanczos recurrence from it runs
+    alongside (one more H·v per step); its smallest Ritz value θ_p ≥ λ_1(H)
+    certifies a violation of H + λI ⪰ 0 when θ_p < −λ.
+
     Returns
     -------
-    s, lam, theta_1, k, converged, model_value, grad_norm
+    s, lam, theta_1, theta_probe, k, n_matvec, converged, model_value, grad_norm
     """
     d = g.shape[0]
     kmax = d if maxiter is None else min(d, maxiter)
@@ -563,19 +592,47 @@ def lanczos_cubic(g, H, sigma, *, rtol=1e-10, atol=0.0, maxiter=None, reorth=Tru
     theta1 = math.inf
     t_norm = 0.0  # running ‖T‖ estimate for the breakdown test
     converged = False
+    n_matvec = 0
+    with_probe = probe is not None
+    if with_probe:
+        alpha_p = np.zeros(kmax)
+        beta_p = np.zeros(kmax)
+        p = probe / float(np.linalg.norm(probe))
+        p_prev = np.zeros(d)
+        kp = 0  # probe steps taken
+        probe_active = True  # until the probe's Krylov space is invariant
     for k in range(kmax):
         w = _matvec(H, q)
+        n_matvec += 1
         if k > 0:
             w = w - beta[k - 1] * Qk[k - 1]
         a = float(q @ w)
         alpha[k] = a
         w = w - a * q
-        if reorth:  # classical Gram–Schmidt, twice ("twice is enough")
-            for _ in range(2):
+        if reorth:
+            w_norm2 = float(w @ w)
+            w = w - Qk[: k + 1].T @ (Qk[: k + 1] @ w)
+            if float(w @ w) < 0.5 * w_norm2:
                 w = w - Qk[: k + 1].T @ (Qk[: k + 1] @ w)
         b = float(np.linalg.norm(w))
         beta[k] = b
         t_norm = max(t_norm, abs(a) + b + (beta[k - 1] if k > 0 else 0.0))
+        if with_probe and probe_active:
+            wp = _matvec(H, p)
+            n_matvec += 1
+            if k > 0:
+                wp = wp - beta_p[k - 1] * p_prev
+            ap = float(p @ wp)
+            wp = wp - ap * p
+            bp = float(np.linalg.norm(wp))
+            alpha_p[k] = ap
+            beta_p[k] = bp
+            kp = k + 1
+            if bp > 1e-12 * t_norm:
+                p_prev = p
+                p = wp / bp
+            else:
+                probe_active = False
         h, lam, theta1, _, _ = tridiag(alpha, beta, k + 1, gamma, sigma, lam, theta1, maxiter_secular)
         res = b * abs(h[k])
         if res <= max(rtol * gamma, atol) or (stop == "arc" and res <= theta * float(h @ h)):
@@ -590,7 +647,8 @@ def lanczos_cubic(g, H, sigma, *, rtol=1e-10, atol=0.0, maxiter=None, reorth=Tru
     model, grad_norm = _krylov_summary(alpha, beta, kk, gamma, h, sigma)
     if b <= 1e-12 * t_norm:
         grad_norm = 0.0
-    return Qk[:kk].T @ h, lam, theta1, kk, converged, model, grad_norm
+    theta_p = ritz_min(alpha_p, beta_p, kp) if with_probe else math.inf
+    return Qk[:kk].T @ h, lam, theta1, theta_p, kk, n_matvec, converged, model, grad_norm
 
 
 # --------------------------------------------------------------------------- CD19 gradient descent
@@ -778,7 +836,8 @@ def cubic_finalsolver(g, hvp, M, L, eps, *, maxiter=10_000):
 _OPTIONS = {
     "eigh": {"tol_hard": 1e-12, "maxiter_secular": 100},
     "lanczos": {"rtol": 1e-10, "atol": 0.0, "maxiter": None, "reorth": True, "stop": "residual",
-                "theta": 50.0, "hard_case": "fallback", "maxiter_secular": 100, "tol_hard": 1e-12},
+                "theta": 50.0, "hard_case": "fallback", "probe": True, "maxiter_secular": 100,
+                "tol_hard": 1e-12},
     "gd": {"L": None, "tol": None, "maxiter": 100_000, "perturb": 0.0},
 }
 
@@ -802,6 +861,7 @@ def _validate_options(method, options):
         check_choice(opts["stop"], "stop", ("residual", "arc"))
         opts["theta"] = check_positive(opts["theta"], "theta")
         check_choice(opts["hard_case"], "hard_case", ("fallback", "perturb", "ignore"))
+        check_choice(opts["probe"], "probe", (True, False))
     if method == "gd":
         if opts["L"] is not None:
             opts["L"] = check_positive(opts["L"], "L")
@@ -834,14 +894,17 @@ def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
         Lanczos on dense H (matrix-free: Python matvec loop + jitted tridiagonal
         solve).  ``gd`` has only the NumPy backend.
     rng : numpy.random.Generator or int, optional
-        Needed only for random perturbations (lanczos ``hard_case="perturb"``
-        or matrix-free fallback, gd ``perturb > 0``).
+        Source of the random vectors: lanczos probe start and restart
+        perturbation (without it a fixed deterministic probe vector is used),
+        gd ``perturb > 0`` (required there).
     **options
         eigh: ``tol_hard`` (1e-12), ``maxiter_secular`` (100).
         lanczos: ``rtol`` (1e-10), ``atol`` (0), ``maxiter`` (d), ``reorth``
         (True), ``stop`` ("residual" | "arc"), ``theta`` (50, ARC rule
         ‖∇m‖ ≤ θ‖s‖²), ``hard_case`` ("fallback" | "perturb" | "ignore"),
-        ``maxiter_secular``, ``tol_hard``.
+        ``probe`` (True: a second Lanczos recurrence from a random start runs
+        alongside, one more H·v per step, to detect the hard case, which a
+        Krylov space of g alone cannot see), ``maxiter_secular``, ``tol_hard``.
         gd: ``L`` (bound on ‖H‖; default ‖H‖₂ for arrays, required for
         callables), ``tol`` (1e-10‖g‖), ``maxiter`` (10⁵), ``perturb`` (0).
 
@@ -903,10 +966,18 @@ def _solve_gd(g, H, dense, M, rng, opts):
     )
 
 
-def _lanczos_run(g, H, dense, sigma, backend, opts):
-    """One Lanczos solve from g (no hard-case logic); picks the reference or the kernel."""
+def _fixed_probe(d):
+    """Deterministic probe start when no Generator is given: generic (no zero
+    pattern, no symmetry), hence not orthogonal to a given eigenvector except on
+    a measure-zero set of problems."""
+    v = np.sin(np.arange(1, d + 1) * 2.399963229728653 + 0.5)  # golden-angle phases
+    return v / np.linalg.norm(v)
+
+
+def _lanczos_run(g, H, dense, sigma, backend, opts, probe):
+    """One Lanczos solve from g (no hard-case decision); the reference or the kernel."""
     kw = dict(rtol=opts["rtol"], atol=opts["atol"], maxiter=opts["maxiter"], reorth=opts["reorth"],
-              stop=opts["stop"], theta=opts["theta"], maxiter_secular=opts["maxiter_secular"])
+              stop=opts["stop"], theta=opts["theta"], maxiter_secular=opts["maxiter_secular"], probe=probe)
     if backend == "numpy":
         return lanczos_cubic(g, H, sigma, **kw)
     from .._kernels import cubic as kernels
@@ -917,32 +988,51 @@ def _lanczos_run(g, H, dense, sigma, backend, opts):
 
 
 def _solve_lanczos(g, H, dense, M, backend, rng, opts):
+    """Lanczos with the hard-case policy of spec §4.5.
+
+    The step is suspected not to be global when λ sits on the pole of T_k
+    (λ + θ_1(T_k) ≤ 1e-8 λ, the near-hard signature GLRT also reports) or when
+    the probe's Ritz value certifies λ_1(H) < −λ.  Then ``"fallback"`` re-solves
+    with eigh (dense H) or, matrix-free, restarts from g + 1e-8‖g‖ζ;
+    ``"perturb"`` always restarts; ``"ignore"`` returns the Krylov minimiser.
+    """
     sigma = M / 2.0
     mode = opts["hard_case"]
+    d = g.shape[0]
     if float(np.linalg.norm(g)) == 0.0:
         # The Krylov space of g is empty.  s = 0 is the answer iff H ⪰ 0.
-        if dense is not None and mode != "ignore":
-            return _eigh_fallback(g, dense, M, backend, opts, 0, 0)
         if mode == "ignore":
-            return CubicResult(np.zeros_like(g), 0.0, 0.0, 0.0, None, 0, 0, False, False, "lanczos")
-        mode = "perturb"
-    if mode == "perturb":
+            return CubicResult(np.zeros(d), 0.0, 0.0, 0.0, None, 0, 0, False, True, "lanczos")
+        if dense is not None and mode == "fallback":
+            return _eigh_fallback(g, dense, M, backend, opts, 0, 0)
+    if rng is not None:
         rng = check_rng(rng)
+    probe = None
+    if mode != "ignore" and opts["probe"]:
+        probe = _unit_sphere(rng, d) if rng is not None else _fixed_probe(d)
     n_matvec = 0
     g_run = g
     for attempt in range(2):
-        s, lam, theta1, k, converged, model, grad_norm = _lanczos_run(g_run, H, dense, sigma, backend, opts)
-        n_matvec += k
-        on_pole = theta1 < 0.0 and lam + theta1 <= 1e-8 * lam
-        if mode == "ignore" or not on_pole or attempt == 1:
+        if float(np.linalg.norm(g_run)) == 0.0:
+            s, lam, theta1, theta_p, k, n_mv, converged, model, grad_norm = (
+                np.zeros(d), 0.0, math.inf, math.inf, 0, 0, False, 0.0, 0.0)
+            suspect = True
+        else:
+            s, lam, theta1, theta_p, k, n_mv, converged, model, grad_norm = _lanczos_run(
+                g_run, H, dense, sigma, backend, opts, probe)
+            on_pole = theta1 < 0.0 and lam + theta1 <= 1e-8 * lam
+            violated = theta_p < -lam - 1e-10 * max(abs(theta_p), lam)
+            suspect = on_pole or violated
+        n_matvec += n_mv
+        if mode == "ignore" or not suspect or attempt == 1:
             break
         if mode == "fallback" and dense is not None:
             return _eigh_fallback(g, dense, M, backend, opts, k, n_matvec)
         # Matrix-free (or "perturb"): restart from g + 1e-8‖g‖ζ so that the Krylov
-        # space sees the bottom eigenvector; the model is still the one of g.
+        # space sees the bottom eigenvector; the model stays the one of g.
+        zeta = _unit_sphere(rng, d) if rng is not None else _fixed_probe(d)
         g_norm = float(np.linalg.norm(g))
-        scale = g_norm if g_norm > 0 else 1.0
-        g_run = g + 1e-8 * scale * _unit_sphere(check_rng(rng), g.shape[0])
+        g_run = g + 1e-8 * (g_norm if g_norm > 0 else 1.0) * zeta
     if g_run is not g:  # model value and gradient of the original model: 1 extra matvec
         Hs = _matvec(H, s)
         n_matvec += 1
@@ -951,8 +1041,8 @@ def _solve_lanczos(g, H, dense, M, backend, rng, opts):
         grad_norm = float(np.linalg.norm(g + Hs + sigma * s_norm * s))
     return CubicResult(
         s=s, lam=float(lam), model_value=float(model), grad_norm=float(grad_norm),
-        min_eig=float(theta1), n_iter=int(k), n_matvec=int(n_matvec),
-        hard_case=bool(on_pole), converged=bool(converged), method="lanczos",
+        min_eig=float(min(theta1, theta_p)), n_iter=int(k), n_matvec=int(n_matvec),
+        hard_case=bool(suspect), converged=bool(converged), method="lanczos",
     )
 
 

@@ -40,7 +40,7 @@ from scipy.special import expit, logsumexp
 
 __all__ = [
     "softplus", "sigmoid", "dsigmoid", "d2sigmoid", "softmax",
-    "is_sparse", "take_rows", "matvec", "rmatvec", "weighted_gram", "lambda_max_gram",
+    "as_features", "is_sparse", "take_rows", "matvec", "rmatvec", "weighted_gram", "lambda_max_gram",
     "as_pm1", "BinaryLogisticLoss", "SoftmaxLoss", "DEFAULT_MAX_DENSE",
 ]
 
@@ -85,6 +85,23 @@ def softmax(logits, axis=-1):
 def is_sparse(X):
     """True for any ``scipy.sparse`` matrix or array."""
     return sp.issparse(X)
+
+
+def as_features(X, name):
+    """Validate a feature matrix: CSR float64 for sparse input, else a finite 2-D float64 ndarray."""
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float64)
+        if not np.all(np.isfinite(X.data)):
+            raise ValueError(f"{name} must contain only finite values")
+        return X
+    if isinstance(X, (str, bytes)) or X is None:
+        raise TypeError(f"{name} must be a 2-D array or a scipy.sparse matrix, got {type(X).__name__}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} must contain only finite values")
+    return X
 
 
 def take_rows(X, rows):

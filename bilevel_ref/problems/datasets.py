@@ -31,7 +31,7 @@ from .._validation import check_choice, check_int, check_nonnegative, check_rng
 
 __all__ = [
     "DataSplit", "load_dataset", "load_svmlight", "split_indices", "standardize",
-    "corrupt_labels", "synthetic_classification", "make_split", "DATASETS",
+    "corrupt_labels", "synthetic_classification", "synthetic_split", "make_split", "DATASETS",
 ]
 
 #: Named datasets understood by :func:`load_dataset` (any other string is a file path).
@@ -348,3 +348,19 @@ def synthetic_classification(n, d, n_classes=2, *, seed=0, density=None, separat
     # Gumbel-max trick: an exact draw from softmax(logits)
     labels = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1).astype(np.int64)
     return X, labels
+
+
+def synthetic_split(n_train, n_val, n_test, d, n_classes=2, seed=0, density=None):
+    """Synthetic data split into ``[(X_train, labels), (X_val, labels), (X_test, labels)]``.
+
+    One draw of :func:`synthetic_classification` with ``n_train + n_val + n_test``
+    rows, split by :func:`split_indices` (stratified) in those proportions; an
+    empty part (size 0) is returned with zero rows.
+    """
+    n = n_train + n_val + n_test
+    X, labels = synthetic_classification(n, d, n_classes, seed=seed, density=density)
+    sizes = np.array([n_train, n_val, n_test], dtype=float)
+    used = sizes > 0
+    parts = iter(split_indices(labels, seed, sizes[used] / n))
+    idx = [next(parts) if u else np.zeros(0, dtype=np.int64) for u in used]
+    return [(X[p], labels[p]) for p in idx]

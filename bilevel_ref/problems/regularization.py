@@ -51,7 +51,6 @@ first-order algorithms for finding stationary points in bilevel optimization"
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from .._validation import as_vector, check_choice, check_int, check_positive
 from ._logistic import (
@@ -59,33 +58,18 @@ from ._logistic import (
     BinaryLogisticLoss,
     SoftmaxLoss,
     _check_dense_size,
+    as_features,
     is_sparse,
     lambda_max_gram,
 )
 from .base import BilevelProblem
 from .catalog import register_problem
-from .datasets import split_indices, synthetic_classification
+from .datasets import synthetic_split
 
 __all__ = [
     "LearnToRegularize", "make_logistic_regularization", "make_multinomial_regularization",
     "make_sparse_regularization",
 ]
-
-
-def _features(X, name):
-    if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float64)
-        if not np.all(np.isfinite(X.data)):
-            raise ValueError(f"{name} must contain only finite values")
-        return X
-    if isinstance(X, (str, bytes)) or X is None:
-        raise TypeError(f"{name} must be a 2-D array or a scipy.sparse matrix, got {type(X).__name__}")
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array, got shape {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} must contain only finite values")
-    return X
 
 
 def _rows(batch):
@@ -128,8 +112,8 @@ class LearnToRegularize(BilevelProblem):
         check_choice(loss, "loss", ("binary", "multinomial"))
         check_choice(reg, "reg", ("exp", "lin"))
         check_choice(penalty, "penalty", ("per_feature", "per_class"))
-        X_train = _features(X_train, "X_train")
-        X_val = _features(X_val, "X_val")
+        X_train = as_features(X_train, "X_train")
+        X_val = as_features(X_val, "X_val")
         d = X_train.shape[1]
         if X_val.shape[1] != d:
             raise ValueError(f"X_val must have {d} columns like X_train, got {X_val.shape[1]}")
@@ -162,7 +146,7 @@ class LearnToRegularize(BilevelProblem):
             self._scale = 0.5
         self.test = None
         if X_test is not None:
-            X_test = _features(X_test, "X_test")
+            X_test = as_features(X_test, "X_test")
             self.test = (BinaryLogisticLoss(X_test, y_test) if loss == "binary"
                          else SoftmaxLoss(X_test, y_test, K))
         self.n_lower, self.n_upper = X_train.shape[0], X_val.shape[0]
@@ -304,17 +288,6 @@ class LearnToRegularize(BilevelProblem):
 # ---------------------------------------------------------------------------
 # generators
 # ---------------------------------------------------------------------------
-def _synthetic_split(n_train, n_val, n_test, d, n_classes, seed, density=None):
-    n = n_train + n_val + n_test
-    X, labels = synthetic_classification(n, d, n_classes, seed=seed, density=density)
-    fr = np.array([n_train, n_val, n_test], dtype=float) / n
-    fr = fr[fr > 0]
-    parts = split_indices(labels, seed, fr / fr.sum())
-    while len(parts) < 3:
-        parts.append(np.zeros(0, dtype=np.int64))
-    return [(X[p], labels[p]) for p in parts]
-
-
 def make_logistic_regularization(n_train=200, n_val=200, d=10, *, seed=0, reg="exp", n_test=0,
                                  x_ref=None):
     """Binary learn-to-regularize (§4.1) on synthetic Gaussian data.
@@ -334,7 +307,7 @@ def make_logistic_regularization(n_train=200, n_val=200, d=10, *, seed=0, reg="e
     n_train = check_int(n_train, "n_train", minimum=1)
     n_val = check_int(n_val, "n_val", minimum=1)
     d = check_int(d, "d", minimum=1)
-    (Xt, yt), (Xv, yv), (Xs, ys) = _synthetic_split(n_train, n_val, check_int(n_test, "n_test", minimum=0),
+    (Xt, yt), (Xv, yv), (Xs, ys) = synthetic_split(n_train, n_val, check_int(n_test, "n_test", minimum=0),
                                                     d, 2, seed)
     if x_ref is None and reg == "lin":
         x_ref = np.ones(d)
@@ -350,7 +323,7 @@ def make_multinomial_regularization(n_train=200, n_val=200, d=10, n_classes=3, *
     n_val = check_int(n_val, "n_val", minimum=1)
     d = check_int(d, "d", minimum=1)
     n_classes = check_int(n_classes, "n_classes", minimum=2)
-    (Xt, yt), (Xv, yv), (Xs, ys) = _synthetic_split(n_train, n_val, check_int(n_test, "n_test", minimum=0),
+    (Xt, yt), (Xv, yv), (Xs, ys) = synthetic_split(n_train, n_val, check_int(n_test, "n_test", minimum=0),
                                                     d, n_classes, seed, density)
     if x_ref is None and reg == "lin":
         x_ref = np.ones(d if penalty == "per_feature" else n_classes)

@@ -1,1 +1,183 @@
-"""(Methods of this family are registered here as they land.)"""
+r"""Nonconvex–strongly-concave minimax: GDA baseline, MCN and LMCN (cubic Newton on P).
+
+Problem :math:`\min_x \max_y f(x, y)` with :math:`f(x,\cdot)` μ-strongly concave,
+hyper-objective :math:`P(x) = \max_y f(x, y)`:
+
+.. math::
+
+    \nabla P(x) = \nabla_x f(x, y^*),\qquad
+    \nabla^2 P(x) = \nabla^2_{xx} f - \nabla^2_{xy} f\,[\nabla^2_{yy} f]^{-1}\,\nabla^2_{yx} f
+    \quad\text{at } (x, y^*(x)).
+
+**MCN / LMCN**, per iteration t (LMCN with period m; MCN is m = 1):
+
+.. math::
+
+    y_t &= \mathrm{AGD}(-f(x_t,\cdot),\ y_{t-1}, K)\\
+    G_t &= \nabla_x f(x_t, y_t)\\
+    H &\leftarrow \nabla^2_{xx} f + \nabla^2_{xy} f\,(-\nabla^2_{yy} f)^{-1}\nabla^2_{yx} f \ \text{at } (x_t, y_t)
+        \quad\text{if } t \bmod m = 0\\
+    s_t &= \arg\min_s \langle G_t, s\rangle + \tfrac12 s^\top H s + \tfrac{M}{6}\|s\|^3,\qquad
+    x_{t+1} = x_t + s_t
+
+Per iteration: ``grad_f`` K + 1 (K in AGD, 1 for G_t), ``hess_f`` 1 when
+:math:`t \bmod m = 0`.  LMCN factorises each snapshot once
+(:class:`~bilevel_ref.linalg.lazy.LazyCubic`); ``m = 1`` reproduces MCN bit for
+bit.  Theory asks :math:`M \asymp m\rho_P` for the lazy method (option
+``M_scale_with_m``).  Stopping rules as in :mod:`.second_order`.
+
+**GDA** (simultaneous gradient descent–ascent):
+:math:`x \leftarrow x - \eta_x\nabla_x f(x, y)`, :math:`y \leftarrow y + \eta_y\nabla_y f(x, y)`,
+defaults :math:`\eta_y = 1/\ell`, :math:`\eta_x = \eta_y/(10\kappa^2)`, κ = ℓ/μ
+(standard two-time-scale choice, inferred).  One ``grad_f`` per iteration.
+
+References
+----------
+L. Luo, Y. Li, C. Chen, "Finding second-order stationary points in
+nonconvex-strongly-concave minimax optimization", NeurIPS 2022 — MCN.
+S. Yang, C. Liu, L. Chen, J. C. S. Lui, "Second-order bilevel optimization
+with accelerated convergence rates", arXiv 2605.06431 (2026) — LMCN.
+N. Doikov, E. M. Chayti, M. Jaggi, "Second-order optimization with lazy
+Hessians", ICML 2023 — lazy Hessian snapshots.
+T. Lin, C. Jin, M. I. Jordan, "On gradient descent ascent for nonconvex-concave
+minimax problems", ICML 2020 — GDA step sizes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._api import Option, Solver, register
+from ..hypergrad.penalty import cholesky_quadratic_form
+from ..linalg.agd import agd
+from ._common import problem_constant
+from .second_order import CUBIC_OPTIONS, CubicNewtonMixin, period_option
+
+__all__ = ["GDA", "MCN", "LMCN", "minimax_hessian"]
+
+
+def minimax_hessian(problem, x, y):
+    """Schur-complement Hessian of P at (x, y): f_xx − f_xy f_yy⁻¹ f_yx (1 ``hess_f``).
+
+    Equals ∇²P(x) at y = y*(x).  Raises :class:`numpy.linalg.LinAlgError` when
+    −∇²_yy f is not positive definite.
+    """
+    A, B, D = problem.hess_f(x, y)
+    H = A + cholesky_quadratic_form(B, -D, what="-∇²_yy f (f not strongly concave in y)")
+    return 0.5 * (H + H.T)
+
+
+_CONSTANTS = {
+    "L_y": Option.real(None, "Smoothness of f in y (default: problem.constants()['L_y']).", low=0,
+                       allow_none=True),
+    "mu_y": Option.real(None, "Strong concavity μ of f in y (default: problem.constants()['mu_y']).",
+                        low=0, allow_none=True),
+}
+
+
+def _concavity_constants(problem, opts):
+    L_y = problem_constant(problem, opts, "L_y", "L_y", what="smoothness of f in y")
+    mu_y = problem_constant(problem, opts, "mu_y", "mu_y", what="strong concavity of f in y")
+    return max(L_y, mu_y), mu_y
+
+
+class _MinimaxCubicNewton(CubicNewtonMixin, Solver):
+    """MCN / LMCN iteration (module docstring)."""
+
+    problem_type = "minimax"
+    requires = ("grad_f", "hess_f")
+    default_maxiter = 200
+    default_gtol = 0.0  # stop by the second-order rule (a saddle has G = 0)
+    exact_metrics = ("phi", "grad_norm", "min_eig")
+    options = {**CUBIC_OPTIONS, **_CONSTANTS}
+
+    def setup(self):
+        self.L_y, self.mu_y = _concavity_constants(self.problem, self.opts)
+
+    def step(self, k):
+        p, o, x = self.problem, self.opts, self.x
+        # 1. y_t ≈ y*(x_t): AGD on the strongly convex −f(x_t, ·), warm-started
+        self.y = agd(lambda v: -p.grad_f(x, v)[1], self.y, self.L_y, self.mu_y, o.inner_steps,
+                     tol=o.inner_tol).y
+        # 2. G_t = ∇_x f(x_t, y_t)
+        G = p.grad_f(x, self.y)[0]
+        # 3.–4. (lazy) Schur-complement Hessian and the cubic step
+        res, fresh = self.cubic_step(k, G, lambda: minimax_hessian(p, x, self.y))
+        G_norm, s_norm = float(np.linalg.norm(G)), float(np.linalg.norm(res.s))
+        x_new = x + res.s
+        stop, message, move = self.stop_test(G_norm, s_norm, fresh, x_new)
+        if move:
+            self.x = x_new
+        info = {"grad_est": G_norm, "step_norm": s_norm, "hess_fresh": float(fresh)}
+        if self.min_eig is not None:
+            info["min_eig_est"] = self.min_eig
+        if stop:
+            info.update(converged=True, message=message)
+        return info
+
+
+_STOP_RULE = Option.choice("step", ("step", "estimate", "exact"),
+                           "Stopping rule: 'step' (|s_t| <= sqrt(eps/M)), 'estimate' (|G| <= eps, "
+                           "lambda_min(H) >= -delta with a fresh H) or 'exact' (closed-form SOSP test).")
+
+
+@register
+class MCN(_MinimaxCubicNewton):
+    """MCN: minimax cubic-regularised Newton with a fresh Schur-complement Hessian every iteration."""
+
+    name = "mcn"
+    options = {
+        "stop_rule": _STOP_RULE,
+        "cubic_solver": Option.choice("eigh", ("eigh", "lanczos", "gd"),
+                                      "Cubic subproblem solver on the dense H_t (solve_cubic method)."),
+    }
+
+    def setup(self):
+        super().setup()
+        self.setup_cubic(m=1, lazy=False)
+
+
+@register
+class LMCN(_MinimaxCubicNewton):
+    """LMCN: MCN with the Hessian refreshed every m iterations (LazyCubic steps)."""
+
+    name = "lmcn"
+    options = {
+        "stop_rule": _STOP_RULE,
+        "m": period_option("Lazy Hessian period m >= 1 (default: dx; m = 1 is MCN)."),
+        "M_scale_with_m": Option.boolean(False, "Use M·m as the cubic constant (theory: M ≍ m·ρ_P)."),
+    }
+
+    def setup(self):
+        super().setup()
+        self.setup_cubic(m=self.problem.dx if self.opts.m is None else self.opts.m, lazy=True)
+
+
+@register
+class GDA(Solver):
+    """GDA: simultaneous gradient descent (x) – ascent (y), two time scales."""
+
+    name = "gda"
+    problem_type = "minimax"
+    requires = ("grad_f",)
+    default_maxiter = 1000
+    exact_metrics = ("phi", "grad_norm", "min_eig")
+    options = {
+        "step_x": Option.real(None, "Descent step η_x (default η_y/(10κ²), κ = ℓ/μ).", low=0, allow_none=True),
+        "step_y": Option.real(None, "Ascent step η_y (default 1/ℓ).", low=0, allow_none=True),
+        "ell": Option.real(None, "Smoothness ℓ of f (default: problem.constants()['ell'], else L_y).",
+                           low=0, allow_none=True),
+        **_CONSTANTS,
+    }
+
+    def setup(self):
+        o = self.opts
+        L_y, mu_y = _concavity_constants(self.problem, o)
+        ell = o.ell if o.ell is not None else float(self.problem.constants().get("ell", L_y))
+        self.step_y = o.step_y if o.step_y is not None else 1.0 / ell
+        self.step_x = o.step_x if o.step_x is not None else self.step_y / (10 * (ell / mu_y) ** 2)
+
+    def step(self, k):
+        gx, gy = self.problem.grad_f(self.x, self.y)
+        self.x = self.x - self.step_x * gx
+        self.y = self.y + self.step_y * gy
+        return {"grad_est": float(np.linalg.norm(gx))}

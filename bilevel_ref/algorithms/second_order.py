@@ -1,1 +1,387 @@
-"""(Methods of this family are registered here as they land.)"""
+r"""Second-order bilevel methods: FSBA, LFSBA, IFSBA (cubic-regularised Newton on L*_λ).
+
+All three minimise the penalty hyper-objective
+:math:`L^*_\lambda(x) = \min_y f(x, y) + \lambda(g(x, y) - \min_z g(x, z))`, which
+is :math:`O(1/\lambda)`-close to :math:`\varphi` with its gradient and Hessian
+(:mod:`bilevel_ref.hypergrad.penalty`).  Per outer iteration t:
+
+.. math::
+
+    y_t &= \mathrm{AGD}(f(x_t,\cdot) + \lambda g(x_t,\cdot),\ y_{t-1}, K)
+        \quad(\approx y^*_\lambda(x_t))\\
+    w_t &= \mathrm{AGD}(g(x_t,\cdot),\ w_{t-1}, K) \quad(\approx y^*(x_t))\\
+    G_t &= \nabla_x f(x_t, y_t) + \lambda(\nabla_x g(x_t, y_t) - \nabla_x g(x_t, w_t))\\
+    H_t &= H(x_t; y_t, w_t) \quad\text{(Schur-complement Hessian estimate)}\\
+    s_t &= \arg\min_s \langle G_t, s\rangle + \tfrac12 s^\top H_t s + \tfrac{M}{6}\|s\|^3\\
+    x_{t+1} &= x_t + s_t
+
+* **FSBA**: a fresh dense :math:`H_t` and an exact cubic step (``solve_cubic``,
+  eigh by default) every iteration.
+* **LFSBA** (lazy Hessians, Doikov et al. Alg. 1): :math:`H` is recomputed only
+  when :math:`t \bmod m = 0` (snapshot at :math:`x_{\pi(t)}`,
+  :math:`\pi(t) = m\lfloor t/m\rfloor`) and factorised once
+  (:class:`~bilevel_ref.linalg.lazy.LazyCubic`); each step then costs
+  :math:`O(d_x^2)`.  ``m = 1`` is FSBA bit for bit.
+* **IFSBA** (inexact, paper's Algorithm 3): never forms :math:`H`; the
+  operator :math:`C_t: v \mapsto H(x_t; y_t, w_t)v` uses Hessian-vector and
+  Jacobian-vector products with inner CG solves, and the step is
+  Tripuraneni et al.'s perturbed-GD Cubic-Subsolver; when its model decrease
+  :math:`\Delta_t \ge -\tfrac{1}{128}\sqrt{\varepsilon^3/M}` the
+  Cubic-Finalsolver's step is taken and the method stops.
+
+Per-iteration oracle counts (spec §4, with ``inner_tol=None``): FSBA
+``grad_f`` K+1, ``grad_g`` 2K+2, ``hess_f`` 1, ``hess_g`` 2; LFSBA the same
+gradients and ``hess_f`` 1, ``hess_g`` 2 only when :math:`t \bmod m = 0`
+(:math:`\lceil T/m\rceil` Hessian estimates in T iterations).
+
+Stopping rules (option ``stop_rule``, spec §5): ``"step"`` — after step t when
+:math:`\|s_t\| \le \sqrt{\varepsilon/M}` (exact cubic steps with M ≥ the
+Hessian-Lipschitz constant then give :math:`\|\nabla L^*_\lambda(x_{t+1})\| \le \varepsilon`,
+:math:`\lambda_{\min} \ge -\tfrac32\sqrt{M\varepsilon}`); ``"estimate"`` —
+:math:`\|G_t\| \le \varepsilon` and :math:`\lambda_{\min}(H_t) \ge -\delta` with a
+fresh :math:`H_t` (x_t is returned, no step); ``"exact"`` — :math:`x_{t+1}` is an
+:math:`(\varepsilon, \delta)`-SOSP of φ by the problem's closed forms (uncounted);
+``"model"`` (IFSBA) — the :math:`\Delta_t` test above.  δ = ``sosp_delta``,
+default :math:`\sqrt{M\varepsilon}`.
+
+References
+----------
+S. Yang, C. Liu, L. Chen, J. C. S. Lui, "Second-order bilevel optimization
+with accelerated convergence rates", arXiv 2605.06431 (2026) — FSBA, LFSBA, IFSBA.
+L. Chen, Y. Ma, J. Zhang, "Near-optimal fully first-order algorithms for
+finding stationary points in bilevel optimization", arXiv 2306.14853 — the
+penalty gradient and inner AGD loops.
+N. Doikov, E. M. Chayti, M. Jaggi, "Second-order optimization with lazy
+Hessians", ICML 2023, arXiv 2212.00781 — lazy Hessian snapshots.
+Y. Nesterov, B. Polyak, "Cubic regularization of Newton method and its global
+performance", Math. Prog. 108 (2006).
+N. Tripuraneni, M. Stern, C. Jin, J. Regier, M. I. Jordan, "Stochastic cubic
+regularization for fast nonconvex optimization", NeurIPS 2018 — Cubic-Subsolver.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from .._api import Option, Solver, register
+from .._validation import as_vector
+from ..hypergrad.penalty import PenaltyHessianOperator, penalty_gradient, penalty_hessian, penalty_inner_solve
+from ..linalg.cubic import cubic_finalsolver, cubic_subsolver, solve_cubic
+from ..linalg.lazy import LazyCubic
+from ._common import problem_constant
+
+__all__ = ["FSBA", "LFSBA", "IFSBA", "spectral_norm_estimate", "CubicNewtonMixin"]
+
+
+# ---------------------------------------------------------------------------
+# shared helpers
+# ---------------------------------------------------------------------------
+def spectral_norm_estimate(matvec, d, rng, iters=20):
+    """‖H‖₂ estimated by ``iters`` power iterations from a random unit vector.
+
+    Each iteration costs one ``matvec`` (the caller's counted product).  The
+    estimate approaches ‖H‖₂ from below.
+    """
+    v = rng.standard_normal(d)
+    v /= np.linalg.norm(v)
+    norm = 0.0
+    for _ in range(iters):
+        hv = matvec(v)
+        norm = float(np.linalg.norm(hv))
+        if norm == 0.0:
+            break
+        v = hv / norm
+    return norm
+
+
+def _check_period(name, value):
+    """The lazy period m: None (= dx) or an integer ≥ 1; non-integers are a ValueError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}")
+    if not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return int(value)
+
+
+def period_option(doc):
+    """Option ``m`` (lazy Hessian period), shared by LFSBA and LMCN."""
+    return Option.any(None, doc, _check_period)
+
+
+#: Options of every cubic-Newton method (bilevel and minimax).
+CUBIC_OPTIONS = {
+    "M": Option.real(10.0, "Cubic regularisation constant M > 0 ((M/6)‖s‖³); theory: ≍ the "
+                     "Hessian-Lipschitz constant of the hyper-objective (Θ(ℓ̄κ⁵) for L*_λ).", low=0),
+    "eps": Option.real(1e-6, "Target accuracy ε of the stopping rule.", low=0),
+    "sosp_delta": Option.real(None, "Curvature tolerance δ of the SOSP test (default √(M·eps)).",
+                              low=0, allow_none=True),
+    "inner_steps": Option.integer(50, "AGD steps K per inner problem and outer iteration "
+                                  "(theory: Õ(√κ)).", low=0),
+    "inner_tol": Option.real(None, "Stop an inner AGD early when its gradient norm is <= inner_tol "
+                             "(default None: exactly inner_steps, so counts are fixed).",
+                             low=0, strict=False, allow_none=True),
+    "backend": Option.choice("numpy", ("numpy", "numba"),
+                             "Secular-equation backend of the cubic solvers (numpy: reference)."),
+}
+
+
+class CubicNewtonMixin:
+    """Fresh or lazy cubic-regularised Newton steps and the stopping rules of spec §5.
+
+    Used by FSBA, LFSBA (here) and MCN, LMCN (:mod:`.minimax`).  A subclass
+    sets ``self.m`` (Hessian period), ``self.lazy`` (use
+    :class:`~bilevel_ref.linalg.lazy.LazyCubic`) and ``self.M_eff`` in
+    ``setup`` and calls :meth:`cubic_step` and :meth:`stop_test` in ``step``.
+    """
+
+    lazy = False
+    m = 1
+
+    def setup_cubic(self, m=1, lazy=False):
+        o = self.opts
+        self.m, self.lazy = m, lazy
+        self.M_eff = o.M * m if o.get("M_scale_with_m") else o.M
+        self.delta = o.sosp_delta if o.sosp_delta is not None else math.sqrt(self.M_eff * o.eps)
+        self._model = None
+        if o.stop_rule == "exact" and not (self.problem.provides("grad_phi") and self.problem.provides("hess_phi")):
+            raise ValueError(f"options['stop_rule'] = 'exact' needs the closed forms grad_phi and hess_phi, "
+                             f"which problem {self.problem.name!r} does not provide")
+
+    def cubic_step(self, k, G, hessian):
+        """s_t for gradient G; ``hessian()`` builds H when ``k mod m == 0``.
+
+        Returns ``(CubicResult, fresh)``.  Sets ``self.min_eig`` to λ_min of
+        the current Hessian estimate (snapshot) when it is known.
+        """
+        fresh = k % self.m == 0
+        if fresh:
+            H = hessian()
+            if self.lazy:
+                self._model = LazyCubic(H, self.M_eff, backend=self.opts.backend)
+            else:
+                self._model = H
+        if self.lazy:
+            res = self._model.solve(G)
+        else:
+            res = solve_cubic(G, self._model, self.M_eff, method=self.opts.cubic_solver,
+                              backend=self.opts.backend)
+        if fresh:
+            min_eig = res.min_eig
+            if min_eig is None and self.opts.stop_rule == "estimate":
+                # gd solver: no eigenvalue for free; the estimate rule needs it
+                min_eig = float(np.linalg.eigvalsh(self._model)[0])
+            self.min_eig = None if min_eig is None else float(min_eig)
+        return res, fresh
+
+    def stop_test(self, G_norm, s_norm, fresh, x_new):
+        """Stopping rule of spec §5 for iteration t (after the step has been computed).
+
+        Returns ``(stop, message, move)``: ``move`` is False when x_t itself is
+        returned (``"estimate"``), True when x_{t+1} = x_t + s_t is taken.
+        """
+        o = self.opts
+        if o.stop_rule == "estimate":
+            if fresh and self.min_eig is not None and G_norm <= o.eps and self.min_eig >= -self.delta:
+                return True, (f"estimate: |G| = {G_norm:.3e} <= eps and lambda_min(H) = "
+                              f"{self.min_eig:.3e} >= -delta"), False
+        elif o.stop_rule == "step":
+            if s_norm <= math.sqrt(o.eps / self.M_eff):
+                return True, f"step: |s| = {s_norm:.3e} <= sqrt(eps/M)", True
+        elif o.stop_rule == "exact":
+            exact = self.problem.exact
+            grad = float(np.linalg.norm(exact.grad_phi(x_new)))
+            lam_min = float(np.linalg.eigvalsh(exact.hess_phi(x_new))[0])
+            if grad <= o.eps and lam_min >= -self.delta:
+                return True, f"exact: x is an (eps, delta)-SOSP (|grad| = {grad:.3e}, lambda_min = {lam_min:.3e})", True
+        return False, "", True
+
+
+# ---------------------------------------------------------------------------
+# bilevel: penalty-based second-order methods
+# ---------------------------------------------------------------------------
+_PENALTY_OPTIONS = {
+    "lam": Option.real(100.0, "Penalty λ > 0 (theory: Θ(poly(κ)/ε); must be >= 2ℓ/μ when the "
+                       "problem reports 'ell' and 'mu' in constants()).", low=0),
+    "L_g": Option.real(None, "Smoothness of g in y (default: problem.constants()['L_g'], else 20 "
+                       "counted power iterations with hvp_yy_g).", low=0, allow_none=True),
+    "mu_g": Option.real(None, "Strong convexity μ of g in y (default: problem.constants()['mu_g']; "
+                        "required otherwise).", low=0, allow_none=True),
+    "L_f": Option.real(None, "Smoothness of f in y (default: problem.constants()['L_f'], else 20 "
+                       "counted power iterations with hvp_yy_f).", low=0, allow_none=True),
+    "w0": Option.vector("Starting w ≈ y*(x0) (default: y0)."),
+}
+
+
+class _PenaltySecondOrder(Solver):
+    """Shared state of FSBA / LFSBA / IFSBA: y ≈ y*_λ, w ≈ y*, step-size constants, G_t."""
+
+    default_maxiter = 200
+    default_gtol = 0.0  # stop by the second-order rule, never by ‖G‖ alone (saddles have G = 0)
+    exact_metrics = ("phi", "grad_norm", "min_eig")
+    options = {**CUBIC_OPTIONS, **_PENALTY_OPTIONS}
+
+    def setup(self):
+        p, o = self.problem, self.opts
+        known = p.constants()
+        mu = known.get("mu", known.get("mu_g"))
+        if "ell" in known and mu is not None and o.lam < 2 * known["ell"] / mu:
+            raise ValueError(f"options['lam'] must be >= 2*ell/mu = {2 * known['ell'] / mu:.6g} for problem "
+                             f"{p.name!r} (L_lambda strongly convex in y), got {o.lam!r}")
+        self.w = self.y.copy() if o.w0 is None else as_vector(o.w0, "options['w0']", p.dy)
+        self.mu_g = problem_constant(p, o, "mu_g", "mu_g", what="strong convexity of g in y")
+        self.L_g = self._smoothness("L_g", lambda v: p.hvp_yy_g(self.x, self.y, v))
+        self.L_f = self._smoothness("L_f", lambda v: p.hvp_yy_f(self.x, self.y, v))
+        # the penalised inner problem f + λg needs L_f + λL_g >= λμ/2 > 0 (always, as L_g >= μ)
+        self.L_g = max(self.L_g, self.mu_g)
+
+    def _smoothness(self, option, hvp):
+        """Option, else constants()[option], else 20 counted power iterations at (x0, y0)."""
+        value = self.opts.get(option)
+        if value is not None:
+            return value
+        known = self.problem.constants()
+        if option in known:
+            return float(known[option])
+        return spectral_norm_estimate(hvp, self.problem.dy, self.rng)
+
+    def penalty_gradient_step(self):
+        """Steps 1–3: warm-started y_t, w_t and G_t = G(x_t; y_t, w_t)."""
+        p, o = self.problem, self.opts
+        self.y, self.w = penalty_inner_solve(p, self.x, self.y, self.w, o.lam, o.inner_steps,
+                                             self.L_g, self.mu_g, self.L_f, tol=o.inner_tol)
+        return penalty_gradient(p, self.x, self.y, self.w, o.lam).d
+
+
+class _PenaltyCubicNewton(CubicNewtonMixin, _PenaltySecondOrder):
+    """FSBA / LFSBA iteration: gradient, (lazy) dense Hessian estimate, exact cubic step."""
+
+    requires = ("grad_f", "grad_g", "hess_f", "hess_g")
+
+    def step(self, k):
+        p, o, x = self.problem, self.opts, self.x
+        G = self.penalty_gradient_step()
+        res, fresh = self.cubic_step(k, G, lambda: penalty_hessian(p, x, self.y, self.w, o.lam))
+        G_norm, s_norm = float(np.linalg.norm(G)), float(np.linalg.norm(res.s))
+        x_new = x + res.s
+        stop, message, move = self.stop_test(G_norm, s_norm, fresh, x_new)
+        if move:
+            self.x = x_new
+        info = {"grad_est": G_norm, "step_norm": s_norm, "hess_fresh": float(fresh)}
+        if self.min_eig is not None:
+            info["min_eig_est"] = self.min_eig
+        if stop:
+            info.update(converged=True, message=message)
+        return info
+
+
+_STOP_RULES = ("step", "estimate", "exact")
+
+
+@register
+class FSBA(_PenaltyCubicNewton):
+    """FSBA: penalty gradient + dense Schur-complement Hessian, exact cubic step every iteration."""
+
+    name = "fsba"
+    options = {
+        "stop_rule": Option.choice("step", _STOP_RULES, "Stopping rule (spec §5): 'step' (|s_t| <= "
+                                   "sqrt(eps/M)), 'estimate' (|G| <= eps, lambda_min(H) >= -delta) or "
+                                   "'exact' (closed-form SOSP test)."),
+        "cubic_solver": Option.choice("eigh", ("eigh", "lanczos", "gd"),
+                                      "Cubic subproblem solver on the dense H_t (solve_cubic method)."),
+    }
+
+    def setup(self):
+        super().setup()
+        self.setup_cubic(m=1, lazy=False)
+
+
+@register
+class LFSBA(_PenaltyCubicNewton):
+    """LFSBA: FSBA with the Hessian estimate refreshed every m iterations (LazyCubic steps)."""
+
+    name = "lfsba"
+    options = {
+        "stop_rule": FSBA.options["stop_rule"],
+        "m": period_option("Lazy Hessian period m >= 1 (default: dx, Doikov et al.'s optimal m = d; "
+                           "m = 1 is FSBA)."),
+        "M_scale_with_m": Option.boolean(False, "Use M·m as the cubic constant (theory: M ∝ m·L_H)."),
+    }
+
+    def setup(self):
+        super().setup()
+        self.setup_cubic(m=self.problem.dx if self.opts.m is None else self.opts.m, lazy=True)
+
+
+@register
+class IFSBA(CubicNewtonMixin, _PenaltySecondOrder):
+    """IFSBA: Hessian-vector products only; Tripuraneni's Cubic-Subsolver / Cubic-Finalsolver."""
+
+    name = "ifsba"
+    requires = ("grad_f", "grad_g", "hvp_xx_f", "hvp_xx_g", "cross_f", "cross_g",
+                "cross_t_f", "cross_t_g", "hvp_yy_f", "hvp_yy_g")
+    options = {
+        "stop_rule": Option.choice("model", ("model", "exact"),
+                                   "'model': stop with the Cubic-Finalsolver step when "
+                                   "Delta_t >= -(1/128) sqrt(eps^3/M); 'exact': closed-form SOSP test."),
+        "L": Option.real(None, "Bound ℓ on ‖H‖ (default: 20 counted power iterations on C_0).",
+                         low=0, allow_none=True),
+        "c_prime": Option.real(1.0, "Perturbation constant c' of the Cubic-Subsolver (inferred).", low=0),
+        "cubic_steps": Option.integer(None, "GD steps K of the Cubic-Subsolver (default "
+                                      "⌈L/√(Mε)⌉·⌈log(dx/δ')⌉, capped at 10⁴).", low=0, allow_none=True),
+        "delta_prob": Option.real(0.01, "Failure probability δ' entering K.", low=0, high=0.999999),
+        "final_maxiter": Option.integer(10_000, "Cap on Cubic-Finalsolver steps.", low=0),
+        "hvp_inner_solver": Option.choice("cg", ("cg", "agd"), "Inner solver of D z = b in each H·v."),
+        "hvp_inner_steps": Option.integer(20, "Inner iterations K' per solve in each H·v (theory Õ(√κ)).",
+                                          low=0),
+        "hvp_inner_tol": Option.real(1e-10, "Relative residual tolerance of the inner CG.", low=0,
+                                     strict=False),
+        "hvp_warm_start": Option.boolean(True, "Warm-start each H·v's inner solves from the previous "
+                                         "product's (same outer iteration)."),
+    }
+
+    def setup(self):
+        super().setup()
+        o = self.opts
+        self.setup_cubic()  # δ and the 'exact' rule's check; steps come from the T18 solvers
+        self.L = o.L
+        self.n_hvp = 0
+
+    def step(self, k):
+        p, o, x = self.problem, self.opts, self.x
+        G = self.penalty_gradient_step()
+        C = PenaltyHessianOperator(p, x, self.y, self.w, o.lam, steps=o.hvp_inner_steps, tol=o.hvp_inner_tol,
+                                   solver=o.hvp_inner_solver, warm_start=o.hvp_warm_start,
+                                   constants=(self.L_f, self.L_g, self.mu_g))
+        if self.L is None:
+            self.L = spectral_norm_estimate(C, p.dx, self.rng)
+            if o.eps > self.L**2 / o.M:
+                warnings.warn(f"IFSBA assumes eps <= L^2/M = {self.L**2 / o.M:.3e}; with eps = {o.eps:.3e} the "
+                              "curvature condition holds trivially and a gradient method suffices", stacklevel=2)
+        sub = cubic_subsolver(G, C, o.M, self.L, o.eps, self.rng, c_prime=o.c_prime, n_steps=o.cubic_steps,
+                              delta=o.delta_prob)
+        info = {"grad_est": float(np.linalg.norm(G)), "model_decrease": sub.delta_m}
+        if o.stop_rule == "model" and sub.delta_m >= -math.sqrt(o.eps**3 / o.M) / 128:
+            fin = cubic_finalsolver(G, C, o.M, self.L, o.eps, maxiter=o.final_maxiter)
+            self.x = x + fin.s
+            info.update(converged=True, message=(f"model: Delta = {sub.delta_m:.3e} >= -sqrt(eps^3/M)/128; "
+                                                 f"Cubic-Finalsolver |grad m| = {fin.grad_norm:.3e}"
+                                                 + ("" if fin.converged else " (final_maxiter reached)")))
+            s = fin.s
+        else:
+            s = sub.s
+            self.x = x + s
+            if o.stop_rule == "exact":
+                stop, message, _ = self.stop_test(info["grad_est"], 0.0, True, self.x)
+                if stop:
+                    info.update(converged=True, message=message)
+        self.n_hvp += C.n_products
+        info.update(step_norm=float(np.linalg.norm(s)), hvp_products=float(C.n_products),
+                    hvp_products_total=float(self.n_hvp), inner_matvecs=float(C.n_inner))
+        return info

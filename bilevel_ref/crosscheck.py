@@ -1,0 +1,498 @@
+r"""Golden cases for cross-checking other implementations (JAX, PyTorch, CUDA, ...).
+
+A *golden directory* holds one ``.npz`` file per case and a JSON manifest
+(``manifest.json``).  Each case fixes a problem completely — by its raw data
+arrays, not by our random generator, so another library can rebuild it — plus
+inputs and reference outputs computed by this library in float64:
+
+* bilevel problems (quadratic, binary logistic learn-to-regularize): ``y_star``,
+  ``phi``, ``grad_phi`` (implicit function theorem at an accurate y*),
+  ``hess_phi`` (quadratic), penalty quantities at a given λ — ``y_star_penalty``,
+  ``grad_penalty`` = ∇L*_λ(x), ``hess_penalty`` = ∇²L*_λ(x) — and the penalty
+  *estimators* at given inexact (y, w): ``penalty_grad_est`` = G(x; y, w),
+  ``penalty_hess_est`` = H(x; y, w) (second_order spec §2.1–2.2);
+* cubic subproblems (g, H, M): the global minimiser ``s``, ``model_value``,
+  ``lam`` = (M/2)‖s‖ and ``s_norm`` (hard cases store only the unique
+  quantities: the sign of the eigenvector component of s is arbitrary);
+* a short AID trajectory ``x_traj`` (iterates x_0 … x_T) with its exact
+  per-iteration settings in the manifest.
+
+npz keys are ``data/<name>`` (problem data), ``input/<name>`` and
+``output/<name>``.  Manifest entry per case: ``name``, ``file``, ``kind``
+(``bilevel``/``cubic``/``trajectory``), ``family``, ``params`` (generator and
+its arguments, formulas), ``seed``, ``dtype``, ``inputs``, ``outputs``,
+``tolerances`` (per output, for float64 and float32 candidates),
+``description``.  The format is versioned (:data:`FORMAT_VERSION`); a reader
+must reject a newer major version.
+
+Errors are normwise: ``max_abs`` = max|out − ref|, ``max_rel`` = max_abs /
+max|ref| (elementwise relative errors are meaningless at zero entries); an
+array passes iff ``max_abs <= atol + rtol * max|ref|``.
+
+Typical use::
+
+    export_golden("golden/")                      # or: bilevel-ref crosscheck export golden/
+    outputs = {"quadratic-5x4": {"grad_phi": my_grad_phi(...), ...}, ...}
+    report = check("golden/", outputs, dtype="float32")
+    print(report.format()); assert report.passed
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import check_choice
+
+__all__ = ["FORMAT_VERSION", "GoldenCase", "CheckReport", "export_golden", "load_golden", "check",
+           "reference_outputs", "rebuild_problem", "main"]
+
+#: Major.minor version of the golden-case format.
+FORMAT_VERSION = "1.0"
+MANIFEST = "manifest.json"
+DTYPES = ("float64", "float32")
+
+# Default tolerances (rtol, atol) by output name; float32 allows for single-precision
+# rounding, and for the O(λ) cancellation inside the penalty Hessian (spec §2.2).
+_TOL64 = (1e-10, 1e-13)
+_TOL32 = {"default": (2e-4, 1e-6), "hess_penalty": (2e-2, 1e-4), "penalty_hess_est": (2e-2, 1e-4),
+          "x_traj": (1e-3, 1e-5), "y_star_penalty": (1e-3, 1e-6), "grad_penalty": (1e-3, 1e-5)}
+
+
+def _tolerances(outputs):
+    return {name: {"float64": {"rtol": _TOL64[0], "atol": _TOL64[1]},
+                   "float32": dict(zip(("rtol", "atol"), _TOL32.get(name, _TOL32["default"])))}
+            for name in outputs}
+
+
+@dataclass
+class GoldenCase:
+    """One golden case as loaded by :func:`load_golden`."""
+
+    name: str
+    kind: str
+    family: str
+    params: dict
+    seed: int
+    dtype: str
+    data: dict
+    inputs: dict
+    outputs: dict
+    tolerances: dict
+    description: str = ""
+
+    def manifest_entry(self):
+        return {"name": self.name, "file": f"{self.name}.npz", "kind": self.kind, "family": self.family,
+                "params": self.params, "seed": self.seed, "dtype": self.dtype,
+                "data": sorted(self.data), "inputs": sorted(self.inputs), "outputs": sorted(self.outputs),
+                "tolerances": self.tolerances, "description": self.description}
+
+
+# ---------------------------------------------------------------------------
+# reference computations
+# ---------------------------------------------------------------------------
+def _newton(grad, hess, y0, tol=1e-14, maxiter=100):
+    """Newton's method on a strongly convex function to ‖∇‖ ≤ tol·max(1, ‖∇(y0)‖)."""
+    y = np.array(y0, dtype=float)
+    g0 = max(1.0, float(np.linalg.norm(grad(y))))
+    for _ in range(maxiter):
+        g = grad(y)
+        if np.linalg.norm(g) <= tol * g0:
+            break
+        y = y - np.linalg.solve(hess(y), g)
+    return y
+
+
+def _bilevel_outputs(problem, x, y, w, lam, exact_hess):
+    """Reference outputs of a bilevel case from the problem's oracles (uncounted)."""
+    from .hypergrad.exact import exact_hypergradient
+    from .hypergrad.penalty import penalty_gradient
+
+    y_st = _newton(lambda v: problem.grad_g(x, v)[1], lambda v: problem.hess_g(x, v)[2], np.zeros(problem.dy))
+    y_lam = _newton(lambda v: problem.grad_f(x, v)[1] + lam * problem.grad_g(x, v)[1],
+                    lambda v: problem.hess_f(x, v)[2] + lam * problem.hess_g(x, v)[2], y_st)
+    out = {
+        "y_star": y_st,
+        "phi": np.array(problem.f(x, y_st)),
+        "grad_phi": exact_hypergradient(problem, x, y_st).d,
+        "y_star_penalty": y_lam,
+        # Danskin at the exact inner minimisers: G(x; y*_λ, y*) = ∇L*_λ(x)
+        "grad_penalty": penalty_gradient(problem, x, y_lam, y_st, lam).d,
+        "penalty_grad_est": penalty_gradient(problem, x, y, w, lam).d,
+    }
+    if exact_hess:
+        out["hess_phi"] = problem.hess_phi(x)
+    try:
+        from .hypergrad.penalty import penalty_hessian
+    except ImportError:  # the dense penalty Hessian estimator is optional in older versions
+        penalty_hessian = None
+    if penalty_hessian is not None:
+        out["hess_penalty"] = penalty_hessian(problem, x, y_lam, y_st, lam)
+        out["penalty_hess_est"] = penalty_hessian(problem, x, y, w, lam)
+    return out
+
+
+def rebuild_problem(case):
+    """Our :class:`~bilevel_ref.problems.base.BilevelProblem` from a bilevel case's data arrays."""
+    d = case.data
+    if case.family == "quadratic":
+        from .problems.quadratic import QuadraticBilevel
+
+        return QuadraticBilevel(*(d[k] for k in ("P", "R", "S", "p", "q", "A", "C", "E", "a", "b")))
+    if case.family == "logistic-regularization":
+        from .problems.regularization import LearnToRegularize
+
+        return LearnToRegularize(d["X_train"], d["b_train"], d["X_val"], d["b_val"], loss="binary", reg="exp")
+    raise ValueError(f"case {case.name!r}: no rebuild for family {case.family!r}")
+
+
+def reference_outputs(case):
+    """Recompute a case's outputs with this library from its stored data and inputs."""
+    inp = case.inputs
+    if case.kind == "bilevel":
+        problem = rebuild_problem(case)
+        lam = float(inp["lam"])
+        return _bilevel_outputs(problem, inp["x"], inp["y"], inp["w"], lam, case.family == "quadratic")
+    if case.kind == "cubic":
+        return _cubic_outputs(inp["g"], inp["H"], float(inp["M"]), bool(case.params.get("hard_case")))
+    if case.kind == "trajectory":
+        return {"x_traj": _aid_trajectory(rebuild_problem(case), inp["x0"], case.params["options"])}
+    raise ValueError(f"case {case.name!r}: unknown kind {case.kind!r}")
+
+
+def _cubic_outputs(g, H, M, hard):
+    from .linalg.cubic import solve_cubic
+
+    res = solve_cubic(g, H, M, method="eigh")
+    out = {"model_value": np.array(res.model_value), "lam": np.array(res.lam),
+           "s_norm": np.array(np.linalg.norm(res.s))}
+    if not hard:
+        out["s"] = res.s
+    return out
+
+
+def _aid_trajectory(problem, x0, options):
+    from ._api import minimize
+
+    traj = [np.array(x0, dtype=float)]
+    minimize(problem, "aid", x0, seed=0, options=dict(options, gtol=0.0, record_exact=False),
+             callback=lambda r: traj.append(r.x.copy()) and False)
+    return np.array(traj)
+
+
+# ---------------------------------------------------------------------------
+# the default cases
+# ---------------------------------------------------------------------------
+def _quadratic_case(name, dx, dy, seed, lam, cond_phi="indefinite"):
+    from .problems.quadratic import make_quadratic
+
+    prob = make_quadratic(dx, dy, mu=0.2, L=2.0, cond_phi=cond_phi, seed=seed)
+    rng = np.random.default_rng(seed + 1000)
+    x = rng.standard_normal(dx)
+    # inexact inner iterates for the estimators: the exact ones plus a perturbation
+    y = prob.y_star_penalty(x, lam) + 0.1 * rng.standard_normal(dy)
+    w = prob.y_star(x) + 0.1 * rng.standard_normal(dy)
+    data = {k: getattr(prob, k) for k in ("P", "R", "S", "p", "q", "A", "C", "E", "a", "b")}
+    inputs = {"x": x, "y": y, "w": w, "lam": np.array(float(lam))}
+    params = {"generator": "bilevel_ref.problems.quadratic.make_quadratic",
+              "args": {"dx": dx, "dy": dy, "mu": 0.2, "L": 2.0, "cond_phi": cond_phi, "seed": seed},
+              "f": "0.5 x'Px + x'Ry + 0.5 y'Sy + p'x + q'y",
+              "g": "0.5 y'Ay + y'Cx + 0.5 x'Ex + a'y + b'x"}
+    return GoldenCase(name, "bilevel", "quadratic", params, seed, "float64", data, inputs, {}, {},
+                      f"quadratic bilevel dx={dx}, dy={dy}, penalty λ={lam}")
+
+
+def _logistic_case(name, n_train, n_val, d, seed, lam):
+    from .problems.regularization import make_logistic_regularization
+
+    prob = make_logistic_regularization(n_train, n_val, d, seed=seed, reg="exp")
+    rng = np.random.default_rng(seed + 1000)
+    x = 0.5 * rng.standard_normal(d)
+    y = 0.3 * rng.standard_normal(d)
+    w = 0.3 * rng.standard_normal(d)
+    data = {"X_train": np.asarray(prob.train.X, dtype=float), "b_train": prob.train.b,
+            "X_val": np.asarray(prob.val.X, dtype=float), "b_val": prob.val.b}
+    inputs = {"x": x, "y": y, "w": w, "lam": np.array(float(lam))}
+    params = {"generator": "bilevel_ref.problems.regularization.make_logistic_regularization",
+              "args": {"n_train": n_train, "n_val": n_val, "d": d, "seed": seed, "reg": "exp"},
+              "f": "mean_val softplus(-b_j a_j'y)",
+              "g": "mean_train softplus(-b_i a_i'y) + 0.5 * sum_j exp(x_j) y_j^2"}
+    return GoldenCase(name, "bilevel", "logistic-regularization", params, seed, "float64", data, inputs, {},
+                      {}, f"binary logistic learn-to-regularize n_train={n_train}, d={d}, λ={lam}")
+
+
+def _cubic_case(name, d, seed, M, mode):
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.standard_normal((d, d)))
+    q = q * np.sign(np.diag(r))
+    spectrum = {"indefinite": np.linspace(-1.0, 2.0, d), "pd": np.linspace(0.5, 3.0, d),
+                "hard": np.linspace(-1.0, 2.0, d)}[mode]
+    H = (q * spectrum) @ q.T
+    H = 0.5 * (H + H.T)
+    g = rng.standard_normal(d)
+    if mode == "hard":
+        # g ⟂ eigenvector of λ_min and small: the hard case, σ = −λ_min
+        g = g - (g @ q[:, 0]) * q[:, 0]
+        g *= 0.05 / np.linalg.norm(g)
+    params = {"model": "m(s) = g's + 0.5 s'Hs + (M/6)||s||^3", "spectrum": mode, "hard_case": mode == "hard"}
+    return GoldenCase(name, "cubic", "cubic-subproblem", params, seed, "float64", {},
+                      {"g": g, "H": H, "M": np.array(float(M))}, {}, {},
+                      f"cubic subproblem d={d}, {mode} H, M={M}")
+
+
+def _aid_case(name, dx, dy, seed, iters):
+    base = _quadratic_case(name, dx, dy, seed, 10.0, cond_phi="convex")
+    options = {"maxiter": iters, "inner": "cg", "inner_steps": 5, "hvp_steps": 5, "step_y": 0.5,
+               "step_x": 0.1, "warm_v": True, "cg_rtol": 0.0}
+    x0 = np.random.default_rng(seed + 2000).standard_normal(dx)
+    params = dict(base.params, method="aid", options=options,
+                  rule=("per iteration: 5 GD steps y <- y - step_y grad_y g (from y0 = 0, warm), then 5 CG "
+                        "iterations on A v = grad_y f warm-started at the previous v (first: v0 = 0; "
+                        "rtol 0: exactly 5), x <- x - step_x (grad_x f - C' v)"))
+    return GoldenCase(name, "trajectory", "quadratic", params, seed, "float64", base.data, {"x0": x0}, {}, {},
+                      f"AID trajectory, {iters} iterations, quadratic dx={dx}, dy={dy}")
+
+
+def default_cases():
+    """The golden cases exported by default (outputs not yet computed)."""
+    return [
+        _quadratic_case("quadratic-5x4", 5, 4, 0, 10.0),
+        _quadratic_case("quadratic-3x6", 3, 6, 1, 100.0),
+        _logistic_case("logistic-4", 40, 30, 4, 0, 10.0),
+        _cubic_case("cubic-indefinite-6", 6, 0, 1.0, "indefinite"),
+        _cubic_case("cubic-pd-6", 6, 1, 2.0, "pd"),
+        _cubic_case("cubic-hard-5", 5, 2, 1.0, "hard"),
+        _aid_case("aid-quadratic-5x4", 5, 4, 3, 8),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# export / load / check
+# ---------------------------------------------------------------------------
+def export_golden(directory, cases=None):
+    """Write the golden cases (``.npz`` per case + ``manifest.json``) into ``directory``.
+
+    Parameters
+    ----------
+    directory : str or path
+        Created if missing; existing case files of the same names are overwritten.
+    cases : list of str, optional
+        Names from :func:`default_cases` (default: all).
+
+    Returns
+    -------
+    list of GoldenCase
+        The exported cases with their reference outputs.
+    """
+    from . import __version__
+
+    all_cases = default_cases()
+    if cases is not None:
+        known = {c.name for c in all_cases}
+        unknown = sorted(set(cases) - known)
+        if unknown:
+            raise ValueError(f"unknown case(s) {unknown}; known: {sorted(known)}")
+        all_cases = [c for c in all_cases if c.name in set(cases)]
+    os.makedirs(directory, exist_ok=True)
+    for case in all_cases:
+        case.outputs = {k: np.asarray(v, dtype=np.float64) for k, v in reference_outputs(case).items()}
+        case.tolerances = _tolerances(case.outputs)
+        arrays = {f"data/{k}": np.asarray(v) for k, v in case.data.items()}
+        arrays.update({f"input/{k}": np.asarray(v) for k, v in case.inputs.items()})
+        arrays.update({f"output/{k}": v for k, v in case.outputs.items()})
+        np.savez(os.path.join(directory, f"{case.name}.npz"), **arrays)
+    manifest = {"format": "bilevel_ref-golden", "version": FORMAT_VERSION, "library_version": __version__,
+                "error_measure": "max_abs = max|out - ref|; max_rel = max_abs / max|ref|; "
+                                 "pass iff max_abs <= atol + rtol * max|ref|",
+                "cases": [c.manifest_entry() for c in all_cases]}
+    with open(os.path.join(directory, MANIFEST), "w") as fh:
+        json.dump(manifest, fh, indent=1, default=_json_default)
+    return all_cases
+
+
+def _json_default(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def load_golden(directory):
+    """Read a golden directory; returns ``{name: GoldenCase}`` (in manifest order)."""
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no {MANIFEST} in {directory!r}: not a golden-case directory")
+    with open(path) as fh:
+        manifest = json.load(fh)
+    if manifest.get("format") != "bilevel_ref-golden":
+        raise ValueError(f"{path}: not a bilevel_ref golden manifest")
+    major = str(manifest.get("version", "0")).split(".")[0]
+    if major != FORMAT_VERSION.split(".")[0]:
+        raise ValueError(f"{path}: format version {manifest.get('version')} is not readable by this "
+                         f"library (format {FORMAT_VERSION})")
+    out = {}
+    for entry in manifest["cases"]:
+        with np.load(os.path.join(directory, entry["file"])) as npz:
+            parts = {"data": {}, "input": {}, "output": {}}
+            for key in npz.files:
+                group, _, name = key.partition("/")
+                parts[group][name] = npz[key]
+        out[entry["name"]] = GoldenCase(entry["name"], entry["kind"], entry["family"], entry["params"],
+                                        entry["seed"], entry["dtype"], parts["data"], parts["input"],
+                                        parts["output"], entry["tolerances"], entry.get("description", ""))
+    return out
+
+
+@dataclass
+class CheckReport:
+    """Per-(case, array) errors; ``rows`` are dicts with ``case``, ``array``, ``status``
+    (``pass``/``FAIL``/``missing``/``shape``/``nonfinite``), ``max_abs``, ``max_rel``, ``rtol``, ``atol``."""
+
+    rows: list = field(default_factory=list)
+    dtype: str = "float64"
+    require_all: bool = False
+
+    @property
+    def passed(self):
+        bad = {"FAIL", "shape", "nonfinite"} | ({"missing"} if self.require_all else set())
+        return bool(self.rows) and not any(r["status"] in bad for r in self.rows) and \
+            any(r["status"] == "pass" for r in self.rows)
+
+    @property
+    def failures(self):
+        bad = {"FAIL", "shape", "nonfinite"} | ({"missing"} if self.require_all else set())
+        return [r for r in self.rows if r["status"] in bad]
+
+    def format(self):
+        """Text table plus one line per failure naming the case and the array."""
+        from .cli import format_table
+
+        rows = [[r["case"], r["array"], r["status"],
+                 "-" if r["max_abs"] is None else f"{r['max_abs']:.3e}",
+                 "-" if r["max_rel"] is None else f"{r['max_rel']:.3e}", f"{r['rtol']:.0e}"]
+                for r in self.rows]
+        text = format_table(["case", "array", "status", "max_abs", "max_rel", "rtol"], rows)
+        lines = [text, f"dtype={self.dtype}: " + ("PASSED" if self.passed else "FAILED")]
+        for r in self.failures:
+            lines.append(f"  {r['status']}: case {r['case']!r}, array {r['array']!r}"
+                         + ("" if r["max_rel"] is None else
+                            f": max_rel {r['max_rel']:.3e} > rtol {r['rtol']:.0e} "
+                            f"(max_abs {r['max_abs']:.3e})"))
+        return "\n".join(lines)
+
+
+def check(directory, outputs, dtype="float64", require_all=False):
+    """Compare candidate ``outputs`` with the golden references in ``directory``.
+
+    Parameters
+    ----------
+    directory : str or path
+        A directory written by :func:`export_golden`.
+    outputs : dict or callable
+        ``{case: {array: values}}`` (also flat ``{"case/array": values}``), or
+        ``outputs(case: GoldenCase) -> {array: values}``.
+    dtype : {"float64", "float32"}
+        Precision of the candidate: selects the tolerances.
+    require_all : bool
+        Treat reference arrays the candidate did not provide as failures
+        (default: reported as ``missing`` and ignored).
+
+    Returns
+    -------
+    CheckReport
+        ``passed`` is False if any provided array is out of tolerance, has
+        the wrong shape or non-finite entries (or nothing at all was checked).
+    """
+    check_choice(dtype, "dtype", DTYPES)
+    cases = load_golden(directory)
+    if not callable(outputs):
+        if not isinstance(outputs, dict):
+            raise TypeError(f"outputs must be a dict or a callable, got {type(outputs).__name__}")
+        nested = {}
+        for key, value in outputs.items():
+            if isinstance(value, dict):
+                nested.setdefault(key, {}).update(value)
+            else:
+                case, sep, arr = str(key).partition("/")
+                if not sep:
+                    raise ValueError(f"outputs key {key!r} must be a case name (dict value) or 'case/array'")
+                nested.setdefault(case, {})[arr] = value
+        unknown = sorted(set(nested) - set(cases))
+        if unknown:
+            raise ValueError(f"outputs has unknown case(s) {unknown}; golden cases: {sorted(cases)}")
+    report = CheckReport(dtype=dtype, require_all=require_all)
+    for name, case in cases.items():
+        cand = outputs(case) if callable(outputs) else nested.get(name, {})
+        for arr, ref in case.outputs.items():
+            tol = case.tolerances[arr][dtype]
+            row = {"case": name, "array": arr, "rtol": tol["rtol"], "atol": tol["atol"],
+                   "max_abs": None, "max_rel": None}
+            if arr not in cand or cand[arr] is None:
+                row["status"] = "missing"
+            else:
+                out = np.asarray(cand[arr], dtype=np.float64)
+                if out.shape != ref.shape:
+                    row["status"] = "shape"
+                elif not np.all(np.isfinite(out)):
+                    row["status"] = "nonfinite"
+                else:
+                    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+                    max_abs = float(np.max(np.abs(out - ref))) if ref.size else 0.0
+                    row["max_abs"] = max_abs
+                    row["max_rel"] = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
+                    row["status"] = "pass" if max_abs <= tol["atol"] + tol["rtol"] * scale else "FAIL"
+            report.rows.append(row)
+    return report
+
+
+# ---------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------
+def _parser():
+    ap = argparse.ArgumentParser(prog="bilevel-ref crosscheck",
+                                 description="Export golden cases or check candidate outputs against them.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    ex = sub.add_parser("export", help="write golden cases (.npz + manifest.json)")
+    ex.add_argument("directory")
+    ex.add_argument("--case", action="append", default=None, help="only these cases (repeat)")
+    ck = sub.add_parser("check", help="compare an outputs .npz (keys 'case/array') with the golden cases")
+    ck.add_argument("directory")
+    ck.add_argument("outputs", help=".npz with keys 'case/array', or 'self' to recheck this library")
+    ck.add_argument("--dtype", choices=DTYPES, default="float64")
+    ck.add_argument("--require-all", action="store_true")
+    ls = sub.add_parser("list", help="list the cases of a golden directory")
+    ls.add_argument("directory")
+    return ap
+
+
+def main(argv=None):
+    """``bilevel-ref crosscheck export|check|list``; returns the exit status (1 on a failed check)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.cmd == "export":
+            cases = export_golden(args.directory, args.case)
+            for c in cases:
+                print(f"{c.name}: {c.kind}, {c.family}, outputs {sorted(c.outputs)}")
+            print(f"wrote {len(cases)} case(s) and {MANIFEST} to {args.directory}")
+            return 0
+        if args.cmd == "list":
+            for name, c in load_golden(args.directory).items():
+                print(f"{name}: {c.kind}, {c.family} — {c.description}; outputs {sorted(c.outputs)}")
+            return 0
+        if args.outputs == "self":
+            outputs = reference_outputs
+        else:
+            with np.load(args.outputs) as npz:
+                outputs = {k: npz[k] for k in npz.files}
+        report = check(args.directory, outputs, dtype=args.dtype, require_all=args.require_all)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"bilevel-ref crosscheck: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.format())
+    return 0 if report.passed else 1

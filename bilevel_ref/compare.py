@@ -1,0 +1,401 @@
+"""``bilevel-ref compare``: several methods on one problem, at a common oracle budget.
+
+The papers' comparisons (FSBA paper E2: ITD, AID-CG, F2BA vs FSBA/LFSBA/IFSBA
+on data hyper-cleaning) plot a quality metric against "# of oracle calls",
+counting each gradient, each Hessian build and each Hessian/Jacobian-vector
+product as one call.  That is the counter's ``total`` (every oracle kind,
+samples excluded), so each method runs with ``budget={"total": N}`` until
+the budget is spent (or the method converges), and the full per-kind counts
+are kept as well.
+
+Along each run a callback evaluates the uncounted metrics of the problem —
+``problem.evaluate(x, y)`` (validation loss, test accuracy, precision/recall
+of the learned weights for hyper-cleaning) and the closed-form ‖∇φ‖, φ when
+the problem has them — about 200 times per run; their cost is excluded from
+the wall time.  Output: a table on stdout, a PNG (every metric vs oracle
+calls and vs wall time) and a JSON record in ``--out``.
+
+Example (the README's first command)::
+
+    bilevel-ref compare --problem hyper-cleaning --dataset breast-cancer --noise 0.5 \\
+        --methods fsba,lfsba,ifsba,f2ba,aid,itd
+
+Method options: :data:`DEFAULT_OPTIONS` holds per-problem defaults (tuned
+for the built-in instances, documented there); ``--option aid:step_x=10``
+overrides one method's option, ``--option inner_steps=30`` that of every method
+having an ``inner_steps`` option.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["main", "run_comparison", "DEFAULT_OPTIONS", "DEFAULT_METHODS", "DEFAULT_BUDGET"]
+
+#: Per-problem default method options.  Hyper-cleaning: the x-gradient of
+#: per-sample weights scales like 1/n, so first-order methods take outer
+#: steps ~n/3 (step_x = 100 for n ≈ 300) and the cubic constant M of the
+#: second-order methods is small (1e-3); one penalty λ = 10 and K = 20 inner
+#: steps for every penalty method, T = 20 inner steps for AID/ITD.
+DEFAULT_OPTIONS = {
+    "hyper-cleaning": {
+        "aid": {"step_x": 100.0, "inner_steps": 20, "hvp_steps": 10},
+        "itd": {"step_x": 100.0, "inner_steps": 20},
+        "f2ba": {"step_x": 100.0, "lam": 10.0, "inner_steps": 20},
+        "f2sa_p": {"step_x": 1.0, "inner_steps": 20, "nu": 0.1},
+        "fsba": {"M": 1e-3, "lam": 10.0, "inner_steps": 20},
+        "lfsba": {"M": 1e-3, "lam": 10.0, "inner_steps": 20},
+        "ifsba": {"M": 1e-3, "lam": 10.0, "inner_steps": 20},
+        "nbo": {"alpha": 100.0},
+        "soba": {"step_x": 100.0},
+        "stocbio": {"outer_ratio": 0.001},
+    },
+    # quadratic (κ = 10): AID/ITD use 1/L_phi from constants(); the penalty
+    # methods need λ = 1000 for a bias O(1/λ) below 0.05 in ‖∇φ‖.
+    "quadratic": {
+        "itd": {"inner_steps": 20, "warm_start": True},
+        "f2ba": {"step_x": 0.8, "lam": 1000.0},
+        "f2sa_p": {"step_x": 0.5, "normalize": False, "nu": 0.01, "inner_steps": 20},
+        "fsba": {"M": 1.0, "lam": 1000.0},
+        "lfsba": {"M": 1.0, "lam": 1000.0},
+        "ifsba": {"M": 1.0, "lam": 1000.0},
+    },
+}
+DEFAULT_OPTIONS["hyper-cleaning-synthetic"] = DEFAULT_OPTIONS["hyper-cleaning"]
+
+#: Default method list per problem (others: these four).
+DEFAULT_METHODS = {
+    "hyper-cleaning": "fsba,lfsba,ifsba,f2ba,aid,itd",
+    "quadratic": "f2ba,aid,itd,f2sa_p",
+}
+#: Default common budget of oracle calls per problem (others: 5000).
+DEFAULT_BUDGET = {"hyper-cleaning": 5000, "quadratic": 3000}
+
+_CURVE_POINTS = 200
+_ORACLE_METRICS = ("grad_norm", "phi")
+
+
+def _norm(name):
+    return name.strip().lower().replace("-", "_")
+
+
+def _total(counts):
+    return int(sum(v for k, v in counts.items() if k != "samples"))
+
+
+class _Recorder:
+    """Callback of one run: metrics at ~_CURVE_POINTS budget checkpoints, timed apart."""
+
+    def __init__(self, problem, budget, bar):
+        self.problem = problem
+        self.step = max(1.0, budget / _CURVE_POINTS)
+        self.next_mark = 0.0
+        self.bar = bar
+        self.curve = {"calls": [], "time": [], "nit": []}
+        self.t0 = time.perf_counter()
+        self.overhead = 0.0
+        self.last_calls = 0
+        self.last = None
+
+    def metrics(self, x, y):
+        out = {}
+        ev = getattr(self.problem, "evaluate", None)
+        if callable(ev):
+            out.update({k: float(v) for k, v in ev(x, y).items()})
+        else:
+            with np.errstate(all="ignore"):
+                out["f"] = float(self.problem.f(x, y))
+        if self.problem.provides("grad_phi"):
+            out["grad_norm"] = float(np.linalg.norm(self.problem.grad_phi(x)))
+        if self.problem.provides("phi"):
+            out["phi"] = float(self.problem.phi(x))
+        return out
+
+    def record(self, x, y, nit, calls, force=False):
+        now = time.perf_counter()
+        if not force and calls < self.next_mark:
+            self.last = (x.copy(), y.copy(), nit, calls, now - self.t0 - self.overhead)
+            return
+        self.last = None
+        elapsed = now - self.t0 - self.overhead
+        m = self.metrics(x, y)
+        for key, val in m.items():
+            self.curve.setdefault(key, [np.nan] * len(self.curve["calls"])).append(val)
+        self.curve["calls"].append(int(calls))
+        self.curve["time"].append(float(elapsed))
+        self.curve["nit"].append(int(nit))
+        while self.next_mark <= calls:
+            self.next_mark += self.step
+        self.overhead += time.perf_counter() - now
+
+    def __call__(self, intermediate):
+        calls = _total(intermediate.oracle_calls)
+        if self.bar is not None:
+            self.bar.update(calls - self.last_calls)
+        self.last_calls = calls
+        self.record(intermediate.x, intermediate.y, intermediate.nit, calls)
+        return False
+
+    def finish(self):
+        """Record the last iterate if it fell between checkpoints; wall time of the run."""
+        if self.last is not None:
+            x, y, nit, calls, _ = self.last
+            self.record(x, y, nit, calls, force=True)
+        return time.perf_counter() - self.t0 - self.overhead
+
+
+def _method_options(problem_name, cls, user):
+    """Defaults of the problem, then global ``--option k=v`` (only options ``cls`` has), then its own."""
+    opts = dict(DEFAULT_OPTIONS.get(problem_name, {}).get(cls.name, {}))
+    known = cls.all_options()
+    opts.update({k: v for k, v in user.get("*", {}).items() if k in known})
+    opts.update(user.get(cls.name, {}))
+    return opts
+
+
+def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, options=None,
+                   progress=True, maxiter=10**6, log=print):
+    """Run ``methods`` on ``problem`` to a common total-oracle budget.
+
+    Parameters
+    ----------
+    problem : BilevelProblem
+    x0 : ndarray
+    methods : sequence of str
+        Method names; unregistered ones, or ones needing oracles the problem
+        lacks, are skipped with a note.
+    budget : int
+        Common budget of oracle calls (counter ``total``).
+    seed : int
+    problem_name : str, optional
+        Catalog name, selecting :data:`DEFAULT_OPTIONS`.
+    options : dict, optional
+        ``{method: {option: value}}``; key ``"*"`` applies to every method.
+    progress : bool
+        tqdm bar per method on stderr.
+    maxiter : int
+        Outer-iteration cap (the budget normally binds first).
+    log : callable
+        Where notes go (default ``print``).
+
+    Returns
+    -------
+    dict
+        ``{"runs": {method: {...}}, "skipped": {method: reason}}`` (JSON-ready).
+    """
+    from . import methods as registered
+    from ._api import get_method, minimize
+
+    options = {(_norm(k) if k != "*" else k): v for k, v in (options or {}).items()}
+    available = set(registered())
+    runs, skipped = {}, {}
+    for raw in methods:
+        method = _norm(raw)
+        if method not in available:
+            skipped[method] = "not registered in this version"
+            log(f"note: method {raw!r} is not registered yet; skipped (available: {', '.join(sorted(available))})")
+            continue
+        cls = get_method(method)
+        opts = _method_options(problem_name, cls, options)
+        user_budget = dict(opts.get("budget") or {})
+        user_budget.setdefault("total", int(budget))
+        opts["budget"] = user_budget
+        opts.setdefault("maxiter", maxiter)
+        opts.setdefault("record_exact", False)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=int(user_budget["total"]), desc=f"{cls.name:>8}", unit="call", file=sys.stderr,
+                       leave=False)
+        rec = _Recorder(problem, user_budget["total"], bar)
+        y0 = opts.get("y0")
+        rec.record(np.asarray(x0, dtype=float), np.zeros(problem.dy) if y0 is None else np.asarray(y0, float),
+                   0, 0, force=True)
+        rec.t0 = time.perf_counter()
+        rec.overhead = 0.0
+        try:
+            res = minimize(problem, cls.name, x0, seed=seed, options=opts, callback=rec)
+        except (ValueError, TypeError, NotImplementedError) as exc:
+            if bar is not None:
+                bar.close()
+            skipped[cls.name] = f"{type(exc).__name__}: {exc}"
+            log(f"note: {cls.name} skipped: {exc}")
+            continue
+        wall = rec.finish()
+        if bar is not None:
+            bar.close()
+        final = rec.metrics(res.x, res.y)
+        status = {0: "converged", 1: "maxiter", 2: "budget", 3: "diverged", 4: "callback", 5: "failed"}
+        runs[cls.name] = {
+            "status": status.get(int(res.status), str(res.status)),
+            # reaching the common budget is the intended end of a comparison run
+            "ok": bool(res.success or res.status in (1, 2)),
+            "message": res.message, "nit": int(res.nit),
+            "calls": _total(res.oracle_calls),
+            "oracle_calls": {k: int(v) for k, v in res.oracle_calls.items() if v},
+            "wall_time": float(wall),
+            "grad_norm_est": float(res.grad_norm_est),
+            "final": final,
+            "options": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                        for k, v in opts.items() if k not in ("progress",)},
+            "curve": rec.curve,
+        }
+    return {"runs": runs, "skipped": skipped}
+
+
+def _parse_options(items):
+    from .cli import parse_assignments
+
+    out = {}
+    for item in items or ():
+        head, sep, rest = item.partition(":")
+        if sep and "=" not in head:
+            method, assignment = _norm(head), rest
+        else:
+            method, assignment = "*", item
+        out.setdefault(method, {}).update(parse_assignments([assignment], "--option"))
+    return out
+
+
+def _fmt_short(v):
+    if isinstance(v, float):
+        return "nan" if not np.isfinite(v) else f"{v:.4g}"
+    return str(v)
+
+
+def _short_table(record):
+    runs = record["runs"]
+    metric_cols = [m for m in ("val_loss", "test_accuracy", "weight_clean", "weight_corrupted", "precision",
+                               "recall", "grad_norm", "phi", "f")
+                   if any(m in r["final"] for r in runs.values())]
+    headers = ["method", "status", "iters", "calls"] + metric_cols + ["|grad est|", "time[s]", "counts by kind"]
+    cells = []
+    for name, r in runs.items():
+        counts = " ".join(f"{k}={v}" for k, v in r["oracle_calls"].items() if k != "samples")
+        cells.append([name, r["status"], str(r["nit"]), str(r["calls"])]
+                     + [_fmt_short(r["final"].get(m, np.nan)) for m in metric_cols]
+                     + [_fmt_short(r["grad_norm_est"]), f"{r['wall_time']:.2f}", counts])
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) if i < len(headers) - 1 else h for i, (h, w) in enumerate(zip(headers, widths)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for c in cells:
+        lines.append("  ".join(v.rjust(w) if i < len(c) - 1 else v for i, (v, w) in enumerate(zip(c, widths))))
+    return "\n".join(lines)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="bilevel-ref compare",
+        description="Run several methods on one problem to a common oracle budget; table, PNG and JSON.")
+    parser.add_argument("--problem", default="hyper-cleaning", help="problem name (see `bilevel-ref list`)")
+    parser.add_argument("--dataset", default=None,
+                        help="dataset parameter of the problem: breast-cancer, digits or an svmlight file path")
+    parser.add_argument("--noise", type=float, default=None, help="label-noise rate p (hyper-cleaning)")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated method names (default per problem, e.g. "
+                             f"{DEFAULT_METHODS['hyper-cleaning']!r})")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="common budget of oracle calls per method (each gradient, Hessian build "
+                             "and Hessian/Jacobian-vector product = 1; default per problem)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the problem instance and of every run")
+    parser.add_argument("--out", default="bilevel-ref-out", help="output directory (PNG and JSON)")
+    parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="problem parameter")
+    parser.add_argument("--option", action="append", metavar="[METHOD:]KEY=VALUE",
+                        help="method option (without METHOD: for every method that has the option)")
+    parser.add_argument("--maxiter", type=int, default=10**6, help="outer-iteration cap per method")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit BLAS threads (threadpoolctl) — steadier timings on a shared machine")
+    parser.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``bilevel-ref compare``; returns the exit status."""
+    from .cli import parse_assignments
+    from .problems.catalog import build_problem, problem_names
+
+    args = _parser().parse_args(argv)
+    try:
+        params = parse_assignments(args.param, "--param")
+        for key in ("dataset", "noise"):
+            if getattr(args, key) is not None:
+                params[key] = getattr(args, key)
+        if args.budget is not None and args.budget < 1:
+            raise ValueError(f"--budget must be >= 1, got {args.budget}")
+        if args.problem not in problem_names():
+            raise ValueError(f"unknown problem {args.problem!r}; available: {problem_names()}")
+        problem, x0 = build_problem(args.problem, seed=args.seed, **params)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+        print(f"bilevel-ref compare: error: {exc}", file=sys.stderr)
+        return 2
+    method_list = [m for m in (args.methods or DEFAULT_METHODS.get(args.problem, "f2ba,aid,itd,f2sa_p")).split(",")
+                   if m.strip()]
+    budget = args.budget or DEFAULT_BUDGET.get(args.problem, 5000)
+    options = _parse_options(args.option)
+
+    limiter = contextlib.nullcontext()
+    if args.threads is not None:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            print("bilevel-ref compare: error: --threads needs threadpoolctl (pip install threadpoolctl)",
+                  file=sys.stderr)
+            return 2
+        limiter = threadpool_limits(limits=args.threads)
+
+    print(f"problem {problem.name} (dx={problem.dx}, dy={problem.dy}), seed {args.seed}, "
+          f"budget {budget} oracle calls per method")
+    with limiter:
+        result = run_comparison(problem, x0, method_list, budget=budget, seed=args.seed,
+                                problem_name=args.problem, options=options, progress=not args.no_progress,
+                                maxiter=args.maxiter)
+
+    runs = result["runs"]
+    metrics = [m for m in ("val_loss", "test_accuracy", "grad_norm") if any(m in r["curve"] for r in runs.values())]
+    if not metrics:
+        metrics = [m for m in ("phi", "f") if any(m in r["curve"] for r in runs.values())]
+    tag = "-".join(str(v).replace(os.sep, "_") for v in params.values())
+    stem = f"compare-{args.problem}" + (f"-{tag}" if tag else "") + f"-seed{args.seed}"
+    record = {
+        "command": "bilevel-ref compare " + " ".join(argv if argv is not None else sys.argv[2:]),
+        "problem": args.problem, "problem_label": problem.name, "params": params, "seed": args.seed,
+        "dx": problem.dx, "dy": problem.dy, "budget": budget, "methods": method_list,
+        "plot_metrics": metrics,
+        "title": f"{problem.name}: dx={problem.dx}, dy={problem.dy}, budget {budget} oracle calls, seed {args.seed}",
+        **result,
+    }
+    print()
+    if runs:
+        print(_short_table(record))
+    for name, why in result["skipped"].items():
+        print(f"skipped {name}: {why}")
+    for name, r in runs.items():
+        if not r["ok"]:
+            print(f"{name}: {r['message']}")
+    os.makedirs(args.out, exist_ok=True)
+    json_path = os.path.join(args.out, stem + ".json")
+    with open(json_path, "w", encoding="utf-8") as fh:
+        json.dump(record, fh, indent=1, default=float)
+    print(f"\nwrote {json_path}")
+    if not args.no_plot and runs:
+        from .plotting import plot_compare
+
+        try:
+            png = plot_compare(record, os.path.join(args.out, stem + ".png"))
+        except ImportError as exc:
+            print(f"no plot: {exc}", file=sys.stderr)
+        else:
+            print(f"wrote {png}")
+    return 0 if runs and all(r["ok"] for r in runs.values()) else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Matplotlib helpers (optional ``plot`` extra, imported lazily).
+
+Figures are drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas,
+never through ``pyplot``'s global state, so plotting works headless and in
+threads.  Only :mod:`bilevel_ref.compare` (and users) call these.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["require_matplotlib", "plot_compare", "METRIC_LABELS"]
+
+#: axis labels of the metrics a comparison records
+METRIC_LABELS = {
+    "val_loss": "validation loss f(x, y)",
+    "test_accuracy": "test accuracy",
+    "val_accuracy": "validation accuracy",
+    "grad_norm": "‖∇φ(x)‖ (closed form)",
+    "phi": "φ(x) (closed form)",
+    "f": "f(x, y)",
+    "precision": "precision of σ(x_i) < 0.5",
+    "recall": "recall of σ(x_i) < 0.5",
+}
+_LOG_METRICS = {"grad_norm"}
+
+
+def require_matplotlib():
+    """Import matplotlib's Figure, or raise an ImportError naming the ``plot`` extra."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - exercised only without matplotlib
+        raise ImportError(
+            "plotting needs matplotlib: install the 'plot' extra (pip install 'bilevel_ref[plot]')"
+        ) from None
+    return Figure
+
+
+def plot_compare(record, path, metrics=None):
+    """Plot a comparison record: each metric vs oracle calls (left) and vs wall time (right).
+
+    Parameters
+    ----------
+    record : dict
+        As written by ``bilevel-ref compare`` (``record["runs"][method]["curve"]``
+        holds ``calls``, ``time`` and one array per metric).
+    path : str or path
+        Output PNG.
+    metrics : sequence of str, optional
+        Metrics to plot (default ``record["plot_metrics"]``).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    Figure = require_matplotlib()
+    metrics = list(metrics or record["plot_metrics"])
+    runs = {m: r for m, r in record["runs"].items() if r.get("curve")}
+    fig = Figure(figsize=(11, 3.4 * len(metrics)), layout="constrained")
+    axes = fig.subplots(len(metrics), 2, squeeze=False)
+    for row, metric in enumerate(metrics):
+        for col, xkey in enumerate(("calls", "time")):
+            ax = axes[row][col]
+            for method, run in runs.items():
+                curve = run["curve"]
+                if metric not in curve:
+                    continue
+                xs = np.asarray(curve[xkey], dtype=float)
+                ys = np.asarray(curve[metric], dtype=float)
+                if xkey == "time":
+                    xs = np.maximum(xs, 1e-4)
+                ax.plot(xs, ys, label=method, marker="." if len(xs) < 30 else None, lw=1.4)
+            ax.set_xlabel("oracle calls (gradients, Hessian builds, products: 1 each)"
+                          if xkey == "calls" else "wall time [s]")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            if metric in _LOG_METRICS:
+                ax.set_yscale("log")
+            if xkey == "time":
+                ax.set_xscale("log")
+            ax.grid(True, alpha=0.3)
+            if row == 0 and col == 0:
+                ax.legend(fontsize=8)
+    fig.suptitle(record.get("title", "bilevel-ref compare"), fontsize=10)
+    fig.savefig(path, dpi=110)
+    return str(path)

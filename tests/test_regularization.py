@@ -203,3 +203,32 @@ def test_aid_lowers_the_validation_loss():
     inner = minimize(p, "aid", x0, options={"maxiter": 1, "step_x": 1e-12, "inner_steps": 200})
     assert p.evaluate(res.x, res.y)["val_loss"] < p.evaluate(x0, inner.y)["val_loss"] - 1e-3
     assert start.nit == 0
+
+
+def test_newsgroups_sized_sparse_products_never_densify():
+    # 20-Newsgroups shape (issue 7): 18 000 × 130 107 CSR, ~0.1 % density, 20
+    # classes, dy = 2.6 M.  A dense X would take 18.7 GB; one HVP and one
+    # cross product must stay far below (tracemalloc), and they must agree
+    # with central differences of the gradient (outside truth) at full scale.
+    import tracemalloc
+
+    p = make_multinomial_regularization(18_000, 2_000, 130_107, 20, seed=0, density=1e-3)
+    assert p.sparse and p.train.X.shape == (18_000, 130_107) and p.dy == 130_107 * 20
+    rng = np.random.default_rng(1)
+    x, y = 0.1 * rng.standard_normal(p.dx), 0.01 * rng.standard_normal(p.dy)
+    v = rng.standard_normal(p.dy)
+    tracemalloc.start()
+    try:
+        hv = p.hvp_yy_g(x, y, v)
+        cv = p.cross_g(x, y, v)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    dense_bytes = 18_000 * 130_107 * 8
+    assert peak < 200e6 < dense_bytes / 50
+    both = fd_directional(lambda t: np.concatenate(p.grad_g(x, t)), y, v)
+    fd_x, fd_y = both[:p.dx], both[p.dx:]
+    assert np.linalg.norm(hv - fd_y) <= 1e-7 * np.linalg.norm(fd_y)
+    assert np.linalg.norm(cv - fd_x) <= 1e-7 * np.linalg.norm(fd_x)
+    with pytest.raises(NotImplementedError, match="Hessian-vector"):
+        p.hess_g(x, y)

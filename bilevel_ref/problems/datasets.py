@@ -354,13 +354,13 @@ def synthetic_split(n_train, n_val, n_test, d, n_classes=2, seed=0, density=None
     """Synthetic data split into ``[(X_train, labels), (X_val, labels), (X_test, labels)]``.
 
     One draw of :func:`synthetic_classification` with ``n_train + n_val + n_test``
-    rows, split by :func:`split_indices` (stratified) in those proportions; an
-    empty part (size 0) is returned with zero rows.
+    rows, split at random (:func:`split_indices`, not stratified, so the parts
+    have exactly the requested sizes); an empty part is returned with zero rows.
     """
     n = n_train + n_val + n_test
     X, labels = synthetic_classification(n, d, n_classes, seed=seed, density=density)
     sizes = np.array([n_train, n_val, n_test], dtype=float)
     used = sizes > 0
-    parts = iter(split_indices(labels, seed, sizes[used] / n))
+    parts = iter(split_indices(labels, seed, sizes[used] / n, stratify=False))
     idx = [next(parts) if u else np.zeros(0, dtype=np.int64) for u in used]
     return [(X[p], labels[p]) for p in idx]

@@ -306,6 +306,7 @@ def test_galahad_rqs_model_value():
 
     os.environ.setdefault("OMP_CANCELLATION", "TRUE")
     os.environ.setdefault("OMP_PROC_BIND", "TRUE")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # its OpenMP BLAS threads spin otherwise
     rqs = pytest.importorskip("galahad.rqs")
     rng = np.random.default_rng(31)
     d = 40
@@ -417,6 +418,7 @@ def test_galahad_glrt_misses_the_hard_case():
 
     os.environ.setdefault("OMP_CANCELLATION", "TRUE")
     os.environ.setdefault("OMP_PROC_BIND", "TRUE")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # its OpenMP BLAS threads spin otherwise
     glrt = pytest.importorskip("galahad.glrt")
     g, H, m_star, _ = hard_case_problem(np.random.default_rng(4), d=200)
     n = g.shape[0]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_symmetric, as_vector, check_choice, check_int, check_nonnegative, check_positive
-from .cubic import BACKENDS, CubicResult, solve_in_eigenbasis
+from .cubic import BACKENDS, solve_in_eigenbasis
 
 __all__ = ["LazyCubic"]
 

@@ -1,0 +1,781 @@
+r"""Finite-sum quadratic bilevel problem of benchopt's ``benchmark_bilevel``.
+
+Both levels are means of per-sample quadratics,
+
+.. math::
+
+    g(x, y) &= \frac{1}{n_{in}} \sum_i g_i(x, y), \qquad
+    g_i(x, y) = \tfrac12 y^\top A_i y + \tfrac12 x^\top B_i x + x^\top C_i y + a_i^\top y + b_i^\top x,\\
+    f(x, y) &= \frac{1}{n_{out}} \sum_j f_j(x, y), \qquad
+    f_j(x, y) = \tfrac12 y^\top S_j y + \tfrac12 x^\top P_j x + x^\top R_j y + q_j^\top y + p_j^\top x,
+
+with :math:`C_i, R_j \in \mathbb{R}^{d_x \times d_y}` (so :math:`C_i = \nabla^2_{xy} g_i`).
+A minibatch oracle is the mean over the batch; the full objective is the mean
+over all samples, which is the :class:`~bilevel_ref.problems.quadratic.QuadraticBilevel`
+of the mean matrices (its ``C`` is :math:`\bar C^\top`, d_y×d_x).  That
+problem supplies the closed forms :math:`y^*`, :math:`\varphi`,
+:math:`\nabla\varphi`, :math:`\nabla^2\varphi` (attribute :attr:`FiniteSumQuadratic.mean`).
+
+Generator (benchopt ``benchmark_utils/gen_matrices.py``, reproduced with a
+NumPy Generator: same distributions, not the same random stream), called once
+for g and once for f with their own constants:
+
+* :math:`A_i = z_i z_i^\top`, :math:`z_i = H_y \xi_i`, :math:`\xi_i \sim N(0, I)`,
+  :math:`H_y = U \operatorname{diag}(h) U^\top` with U the left singular vectors of
+  a random d_y×1 Gaussian and h log-spaced from :math:`\sqrt{\mu}` to
+  :math:`\sqrt{L}` (so :math:`E A_i = H_y^2` has spectrum [μ, L]);
+* :math:`B_i = w_i w_i^\top` likewise in d_x with h = (0, log-spaced
+  :math:`\sqrt{\mu} .. \sqrt{L_{outer}}`), spectrum {0} ∪ [μ, L_outer];
+* :math:`C_i = (U D \xi_i)(V \xi_i)^\top` with U, V from the SVD of a random
+  d_x×d_y Gaussian and D's min(d_x, d_y) diagonal entries log-spaced from μ to
+  L_cross;
+* :math:`a_i, b_i` standard Gaussian.
+
+The draw is repeated (at most 20 times, same Generator) until
+:math:`\lambda_{\min}(\nabla^2\varphi) \ge 10^{-12}`.  (benchopt's own check adds
+the cross term :math:`R K` once instead of :math:`R K + K^\top R^\top`; the
+exact Hessian is used here.)
+
+Storage.  Every per-sample matrix is rank one.  ``storage="factored"`` keeps
+the factors (:math:`z_i, w_i, c_i, e_i`), so an oracle on a batch of m samples
+costs O(m·d).  ``storage="dense"`` keeps n×d×d tensors exactly like benchopt
+(same memory traffic, for side-by-side timing): an oracle sums the batch's
+matrices in one pass (no per-call copy of the tensors) and applies the d×d
+sums.  Both give the same oracles to rounding.  The minibatch oracles are
+numba kernels that read each selected sample's data once, in place (no
+gather copy), with the indices bounds-checked inside the kernel; summation
+order is fixed, so results are deterministic.
+
+Batches: ``None`` (full objective, through the mean matrices), an integer
+index array (NumPy semantics, negative indices allowed) or a step-1 ``slice``.
+:meth:`FiniteSumQuadratic.sample` draws without replacement
+(``sampler="iid"``, the protocol's default) or contiguous windows
+(``sampler="window"``, benchopt's slices; cheaper to draw).
+
+References
+----------
+M. Dagréou, P. Ablin, S. Vaiter, T. Moreau, "A framework for bilevel
+optimization that enables stochastic and global variance reduction
+algorithms", NeurIPS 2022; benchopt/benchmark_bilevel, ``datasets/quadratic.py``.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numba
+import numpy as np
+
+from .._validation import as_matrix, check_choice, check_int, check_positive
+from .base import BilevelProblem
+from .quadratic import QuadraticBilevel
+
+__all__ = ["QuadraticSamples", "FiniteSumQuadratic", "finite_sum_quadratic"]
+
+_DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+# ---------------------------------------------------------------------------
+# numba kernels: one pass over the selected samples, bounds checked inside
+# (each returns -1, or the position of the first out-of-range index)
+# ---------------------------------------------------------------------------
+@numba.njit(inline="always")
+def _dot(a, b):  # pragma: no cover - compiled
+    """a·b with four partial sums (fixed order: deterministic; no fastmath needed for ILP)."""
+    n = a.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    k = 0
+    while k + 4 <= n:
+        s0 += a[k] * b[k]
+        s1 += a[k + 1] * b[k + 1]
+        s2 += a[k + 2] * b[k + 2]
+        s3 += a[k + 3] * b[k + 3]
+        k += 4
+    while k < n:
+        s0 += a[k] * b[k]
+        k += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@numba.njit(inline="always")
+def _wrap(i, n):  # pragma: no cover - compiled
+    return i + n if i < 0 else i
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_sum(tensor, idx, out):  # pragma: no cover - compiled
+    """``out = Σ_k tensor[idx[k]]`` in index order, reading each matrix once (dense storage)."""
+    n = tensor.shape[0]
+    out[:, :] = 0.0
+    for k in range(idx.shape[0]):
+        i = _wrap(idx[k], n)
+        if i < 0 or i >= n:
+            return k
+        for r in range(tensor.shape[1]):
+            for c in range(tensor.shape[2]):
+                out[r, c] += tensor[i, r, c]
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _factored_value(Fy, Fx, idx, x, y):  # pragma: no cover - compiled
+    """Σ_i ½(z·y)² + ½(w·x)² + (c·x)(e·y) + l^y·y + l^x·x; returns (status, sum)."""
+    n = Fy.shape[0]
+    total = 0.0
+    for k in range(idx.shape[0]):
+        i = _wrap(idx[k], n)
+        if i < 0 or i >= n:
+            return k, total
+        zy = _dot(Fy[i, 0], y)
+        wx = _dot(Fx[i, 0], x)
+        total += 0.5 * (zy * zy + wx * wx) + _dot(Fx[i, 1], x) * _dot(Fy[i, 1], y) \
+            + _dot(Fy[i, 2], y) + _dot(Fx[i, 2], x)
+    return -1, total
+
+
+@numba.njit(cache=True, nogil=True)
+def _factored_grad(Fy, Fx, idx, x, y, gx, gy):  # pragma: no cover - compiled
+    """gy = Σ z(z·y) + e(c·x) + l^y,  gx = Σ w(w·x) + c(e·y) + l^x."""
+    n = Fy.shape[0]
+    gx[:] = 0.0
+    gy[:] = 0.0
+    for k in range(idx.shape[0]):
+        i = _wrap(idx[k], n)
+        if i < 0 or i >= n:
+            return k
+        z, e, ly = Fy[i, 0], Fy[i, 1], Fy[i, 2]
+        w, c, lx = Fx[i, 0], Fx[i, 1], Fx[i, 2]
+        zy, ey, wx, cx = _dot(z, y), _dot(e, y), _dot(w, x), _dot(c, x)
+        for r in range(gy.shape[0]):
+            gy[r] += zy * z[r] + cx * e[r] + ly[r]
+        for r in range(gx.shape[0]):
+            gx[r] += wx * w[r] + ey * c[r] + lx[r]
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _factored_fused(Fy, Fx, idx, x, y, v, gy, hv, jv):  # pragma: no cover - compiled
+    """gy = Σ z(z·y) + e(c·x) + l^y,  hv = Σ z(z·v),  jv = Σ c(e·v): one read of each sample."""
+    n = Fy.shape[0]
+    gy[:] = 0.0
+    hv[:] = 0.0
+    jv[:] = 0.0
+    for k in range(idx.shape[0]):
+        i = _wrap(idx[k], n)
+        if i < 0 or i >= n:
+            return k
+        z, e, ly, c = Fy[i, 0], Fy[i, 1], Fy[i, 2], Fx[i, 1]
+        zy, zv, ev, cx = _dot(z, y), _dot(z, v), _dot(e, v), _dot(c, x)
+        for r in range(gy.shape[0]):
+            gy[r] += zy * z[r] + cx * e[r] + ly[r]
+            hv[r] += zv * z[r]
+        for r in range(jv.shape[0]):
+            jv[r] += ev * c[r]
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _factored_product(src, src_row, dst, dst_row, idx, vec, out):  # pragma: no cover - compiled
+    """out = Σ_i dst[i, dst_row] (src[i, src_row]·vec): every product of a rank-one block."""
+    n = src.shape[0]
+    out[:] = 0.0
+    for k in range(idx.shape[0]):
+        i = _wrap(idx[k], n)
+        if i < 0 or i >= n:
+            return k
+        a = src[i, src_row]
+        b = dst[i, dst_row]
+        s = _dot(a, vec)
+        for r in range(out.shape[0]):
+            out[r] += s * b[r]
+    return -1
+
+
+def _check(status, idx, n):
+    if status >= 0:
+        raise IndexError(f"batch index {idx[status]} is out of range for {n} samples")
+
+
+def _as_dtype(dtype):
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return np.dtype(_DTYPES[dtype])
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
+    return dt
+
+
+# ---------------------------------------------------------------------------
+# per-sample quadratics of one level
+# ---------------------------------------------------------------------------
+class QuadraticSamples:
+    r"""n quadratics :math:`h_i(x, y) = \tfrac12 y^\top H^{yy}_i y + \tfrac12 x^\top H^{xx}_i x + x^\top H^{xy}_i y + l^{y\top}_i y + l^{x\top}_i x`.
+
+    Build with :meth:`rank_one` (factors; ``storage="factored"`` or
+    ``"dense"``) or :meth:`dense` (arbitrary per-sample matrices).  Every
+    method takes ``idx``, a non-empty integer index array (never None: full
+    objectives go through the mean matrices), and returns means over the
+    selected samples.
+
+    Attributes
+    ----------
+    n, dx, dy : int
+    storage : {"factored", "dense"}
+    dtype : numpy.dtype
+        Storage dtype (float64 is the reference mode).
+    """
+
+    storage = None
+
+    @staticmethod
+    def rank_one(z, w, c, e, lin_y, lin_x, *, storage="factored", dtype=np.float64):
+        r"""Rank-one samples :math:`H^{yy}_i = z_i z_i^\top`, :math:`H^{xx}_i = w_i w_i^\top`, :math:`H^{xy}_i = c_i e_i^\top`.
+
+        Parameters
+        ----------
+        z, e, lin_y : array_like, shape (n, dy)
+        w, c, lin_x : array_like, shape (n, dx)
+        storage : {"factored", "dense"}
+            Keep the factors, or expand them into n×d×d tensors.
+        dtype : {float64, float32}
+        """
+        check_choice(storage, "storage", ("factored", "dense"))
+        dtype = _as_dtype(dtype)
+        z = as_matrix(z, "z")
+        n, dy = z.shape
+        w = as_matrix(w, "w", (n, None))
+        dx = w.shape[1]
+        c = as_matrix(c, "c", (n, dx))
+        e = as_matrix(e, "e", (n, dy))
+        lin_y = as_matrix(lin_y, "lin_y", (n, dy))
+        lin_x = as_matrix(lin_x, "lin_x", (n, dx))
+        if storage == "factored":
+            return _FactoredSamples(z, w, c, e, lin_y, lin_x, dtype)
+        outer = lambda u, v: np.einsum("ni,nj->nij", u, v).astype(dtype, copy=False)  # noqa: E731
+        return _DenseSamples(outer(z, z), outer(w, w), outer(c, e), lin_y, lin_x, dtype)
+
+    @staticmethod
+    def dense(hess_yy, hess_xx, cross, lin_y, lin_x, *, dtype=np.float64):
+        """Samples given by dense per-sample matrices (benchopt's layout).
+
+        Parameters
+        ----------
+        hess_yy : array_like, shape (n, dy, dy)
+            Symmetric :math:`H^{yy}_i`.
+        hess_xx : array_like, shape (n, dx, dx)
+            Symmetric :math:`H^{xx}_i`.
+        cross : array_like, shape (n, dx, dy)
+            :math:`H^{xy}_i` (the x-y block, as in :math:`x^\\top H^{xy}_i y`).
+        lin_y, lin_x : array_like, shapes (n, dy), (n, dx)
+        """
+        dtype = _as_dtype(dtype)
+        arrays = []
+        for name, value in (("hess_yy", hess_yy), ("hess_xx", hess_xx), ("cross", cross)):
+            arr = np.asarray(value)
+            if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.number):
+                raise ValueError(f"{name} must be a real 3-D array (n, rows, cols), got shape {arr.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} must contain only finite values")
+            arrays.append(np.ascontiguousarray(arr, dtype=dtype))
+        hyy, hxx, hxy = arrays
+        n, dy = hyy.shape[0], hyy.shape[1]
+        dx = hxx.shape[1]
+        if hyy.shape != (n, dy, dy) or hxx.shape != (n, dx, dx) or hxy.shape != (n, dx, dy):
+            raise ValueError(f"shapes must be (n, dy, dy), (n, dx, dx), (n, dx, dy); got "
+                             f"{hyy.shape}, {hxx.shape}, {hxy.shape}")
+        for name, arr in (("hess_yy", hyy), ("hess_xx", hxx)):
+            scale = max(1.0, float(np.max(np.abs(arr))))
+            if float(np.max(np.abs(arr - arr.transpose(0, 2, 1)))) > 1e-12 * scale:
+                raise ValueError(f"{name} must hold symmetric matrices")
+        return _DenseSamples(hyy, hxx, hxy, as_matrix(lin_y, "lin_y", (n, dy)),
+                             as_matrix(lin_x, "lin_x", (n, dx)), dtype)
+
+    # implemented by the two storages ------------------------------------------
+    def means(self):
+        """Float64 means ``(H^xx, H^xy, H^yy, l^x, l^y)`` over all samples."""
+        raise NotImplementedError
+
+    def value(self, x, y, idx):
+        """Mean of h_i(x, y) over ``idx``."""
+        raise NotImplementedError
+
+    def grad(self, x, y, idx):
+        """``(∇_x h, ∇_y h)`` over ``idx``."""
+        raise NotImplementedError
+
+    def fused(self, x, y, v, idx):
+        """``(∇_y h, ∇²_yy h·v, ∇²_xy h·v)`` over ``idx``, one pass over the data."""
+        raise NotImplementedError
+
+    def blocks(self, idx):
+        """Dense float64 means ``(H^xx, H^xy, H^yy)`` over ``idx``."""
+        raise NotImplementedError
+
+    def product(self, kind, vec, idx):
+        """``kind`` in {"hvp_yy", "hvp_xx", "cross", "cross_t"} applied to ``vec`` over ``idx``."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<{type(self).__name__} n={self.n} dx={self.dx} dy={self.dy} {self.dtype}>"
+
+
+class _FactoredSamples(QuadraticSamples):
+    """Rank-one factors, one record per sample: ``Fy[i] = (z_i, e_i, l^y_i)``, ``Fx[i] = (w_i, c_i, l^x_i)``.
+
+    With :math:`H^{yy}_i = z_i z_i^\\top`, :math:`H^{xx}_i = w_i w_i^\\top`,
+    :math:`H^{xy}_i = c_i e_i^\\top`:
+    ∇_y h_i = z_i(z_i·y) + e_i(c_i·x) + l^y_i, ∇_x h_i = w_i(w_i·x) + c_i(e_i·y) + l^x_i,
+    H^yy_i v = z_i(z_i·v), H^xy_i v = c_i(e_i·v), H^yx_i u = e_i(c_i·u).
+    The numba kernels read each selected record once (O(m·d), no gather copy).
+    """
+
+    storage = "factored"
+
+    def __init__(self, z, w, c, e, lin_y, lin_x, dtype):
+        self.n, self.dy = z.shape
+        self.dx = w.shape[1]
+        self.dtype = dtype
+        self.Fy = np.ascontiguousarray(np.stack([z, e, lin_y], axis=1), dtype=dtype)
+        self.Fx = np.ascontiguousarray(np.stack([w, c, lin_x], axis=1), dtype=dtype)
+
+    def means(self):
+        Fy, Fx = self.Fy.astype(np.float64), self.Fx.astype(np.float64)
+        z, e, ly = Fy[:, 0], Fy[:, 1], Fy[:, 2]
+        w, c, lx = Fx[:, 0], Fx[:, 1], Fx[:, 2]
+        n = self.n
+        return w.T @ w / n, c.T @ e / n, z.T @ z / n, lx.mean(axis=0), ly.mean(axis=0)
+
+    def value(self, x, y, idx):
+        status, total = _factored_value(self.Fy, self.Fx, idx, x, y)
+        _check(status, idx, self.n)
+        return float(total / idx.shape[0])
+
+    def grad(self, x, y, idx):
+        dt = np.result_type(self.dtype, x, y)
+        gx, gy = np.empty(self.dx, dtype=dt), np.empty(self.dy, dtype=dt)
+        _check(_factored_grad(self.Fy, self.Fx, idx, x, y, gx, gy), idx, self.n)
+        m = idx.shape[0]
+        gx /= m
+        gy /= m
+        return gx, gy
+
+    def fused(self, x, y, v, idx):
+        dt = np.result_type(self.dtype, x, y, v)
+        gy, hv, jv = np.empty(self.dy, dtype=dt), np.empty(self.dy, dtype=dt), np.empty(self.dx, dtype=dt)
+        _check(_factored_fused(self.Fy, self.Fx, idx, x, y, v, gy, hv, jv), idx, self.n)
+        m = idx.shape[0]
+        gy /= m
+        hv /= m
+        jv /= m
+        return gy, hv, jv
+
+    def blocks(self, idx):
+        Yb, Xb = self.Fy[idx].astype(np.float64), self.Fx[idx].astype(np.float64)
+        m = idx.shape[0]
+        z, e, w, c = Yb[:, 0], Yb[:, 1], Xb[:, 0], Xb[:, 1]
+        return w.T @ w / m, c.T @ e / m, z.T @ z / m
+
+    #: kind -> (source stack, row, destination stack, row): out = Σ dst (src·vec)
+    _PRODUCTS = {"hvp_yy": ("Fy", 0, "Fy", 0), "hvp_xx": ("Fx", 0, "Fx", 0),
+                 "cross": ("Fy", 1, "Fx", 1), "cross_t": ("Fx", 1, "Fy", 1)}
+
+    def product(self, kind, vec, idx):
+        src, src_row, dst, dst_row = self._PRODUCTS[kind]
+        dst = getattr(self, dst)
+        out = np.empty(dst.shape[2], dtype=np.result_type(self.dtype, vec))
+        _check(_factored_product(getattr(self, src), src_row, dst, dst_row, idx, vec, out), idx, self.n)
+        out /= idx.shape[0]
+        return out
+
+
+class _DenseSamples(QuadraticSamples):
+    """Dense n×d×d tensors (benchopt's layout).
+
+    An oracle sums the batch's matrices with :func:`_gather_sum` (one read of
+    each selected matrix into a d×d accumulator: the tensors are never
+    copied) and applies the sums; the linear terms are gathered (O(m·d)).
+    """
+
+    storage = "dense"
+
+    def __init__(self, hyy, hxx, hxy, lin_y, lin_x, dtype):
+        self.n, self.dy = hyy.shape[0], hyy.shape[1]
+        self.dx = hxx.shape[1]
+        self.dtype = dtype
+        self.hyy = np.ascontiguousarray(hyy, dtype=dtype)
+        self.hxx = np.ascontiguousarray(hxx, dtype=dtype)
+        self.hxy = np.ascontiguousarray(hxy, dtype=dtype)
+        self.ly = np.ascontiguousarray(lin_y, dtype=dtype)
+        self.lx = np.ascontiguousarray(lin_x, dtype=dtype)
+
+    def means(self):
+        n = self.n
+        return (self.hxx.sum(axis=0, dtype=np.float64) / n, self.hxy.sum(axis=0, dtype=np.float64) / n,
+                self.hyy.sum(axis=0, dtype=np.float64) / n, self.lx.mean(axis=0, dtype=np.float64),
+                self.ly.mean(axis=0, dtype=np.float64))
+
+    def _sum(self, tensor, idx):
+        out = np.empty(tensor.shape[1:], dtype=self.dtype)
+        _check(_gather_sum(tensor, idx, out), idx, self.n)
+        return out
+
+    def value(self, x, y, idx):
+        m = idx.shape[0]
+        syy, sxx, sxy = self._sum(self.hyy, idx), self._sum(self.hxx, idx), self._sum(self.hxy, idx)
+        return float((0.5 * (y @ syy @ y + x @ sxx @ x) + x @ sxy @ y
+                      + self.ly[idx].sum(axis=0) @ y + self.lx[idx].sum(axis=0) @ x) / m)
+
+    def grad(self, x, y, idx):
+        m = idx.shape[0]
+        syy, sxx, sxy = self._sum(self.hyy, idx), self._sum(self.hxx, idx), self._sum(self.hxy, idx)
+        gy = syy @ y + x @ sxy + self.ly[idx].sum(axis=0)
+        gx = sxx @ x + sxy @ y + self.lx[idx].sum(axis=0)
+        return gx / m, gy / m
+
+    def fused(self, x, y, v, idx):
+        m = idx.shape[0]
+        syy, sxy = self._sum(self.hyy, idx), self._sum(self.hxy, idx)
+        gy = syy @ y + x @ sxy + self.ly[idx].sum(axis=0)
+        return gy / m, (syy @ v) / m, (sxy @ v) / m
+
+    def blocks(self, idx):
+        m = idx.shape[0]
+        return (self._sum(self.hxx, idx).astype(np.float64) / m, self._sum(self.hxy, idx).astype(np.float64) / m,
+                self._sum(self.hyy, idx).astype(np.float64) / m)
+
+    def product(self, kind, vec, idx):
+        m = idx.shape[0]
+        if kind == "hvp_yy":
+            return self._sum(self.hyy, idx) @ vec / m
+        if kind == "hvp_xx":
+            return self._sum(self.hxx, idx) @ vec / m
+        if kind == "cross":
+            return self._sum(self.hxy, idx) @ vec / m
+        return vec @ self._sum(self.hxy, idx) / m
+
+
+# ---------------------------------------------------------------------------
+# the bilevel problem
+# ---------------------------------------------------------------------------
+def _read_only_arange(n):
+    out = np.arange(n)
+    out.flags.writeable = False
+    return out
+
+
+class FiniteSumQuadratic(BilevelProblem):
+    """Finite-sum quadratic bilevel problem (module docstring).
+
+    Parameters
+    ----------
+    lower, upper : QuadraticSamples
+        The samples g_i and f_j (same dx, dy; same storage is not required).
+    sampler : {"iid", "window"}
+        ``"iid"``: :meth:`sample` draws indices uniformly without replacement
+        (the protocol's default).  ``"window"``: a contiguous window
+        ``[s, s + size)`` (wrapping around the end) with s uniform, so every
+        sample has the same inclusion probability; the samples are i.i.d.
+        draws, so fixed contiguous windows are as random as any subset, and
+        the oracles use views instead of gathers (benchopt's slices).
+    name : str, optional
+
+    Attributes
+    ----------
+    mean : QuadraticBilevel
+        The full-batch problem (mean matrices); closed forms come from it.
+    lower, upper : QuadraticSamples
+    """
+
+    name = "finite-sum-quadratic"
+
+    def __init__(self, lower, upper, *, sampler="iid", name=None):
+        for label, s in (("lower", lower), ("upper", upper)):
+            if not isinstance(s, QuadraticSamples):
+                raise TypeError(f"{label} must be a QuadraticSamples, got {type(s).__name__}")
+        if (lower.dx, lower.dy) != (upper.dx, upper.dy):
+            raise ValueError(f"lower and upper dimensions differ: (dx, dy) = {(lower.dx, lower.dy)} "
+                             f"vs {(upper.dx, upper.dy)}")
+        self.sampler = check_choice(sampler, "sampler", ("iid", "window"))
+        self.lower, self.upper = lower, upper
+        self.dx, self.dy = lower.dx, lower.dy
+        self.n_lower, self.n_upper = lower.n, upper.n
+        self.storage = lower.storage if lower.storage == upper.storage else "mixed"
+        self.dtype = lower.dtype
+        if name is not None:
+            self.name = name
+        gxx, gxy, gyy, gx, gy = lower.means()
+        fxx, fxy, fyy, fx, fy = upper.means()
+        if lower.n < lower.dy:
+            raise ValueError(f"n_inner = {lower.n} < dim_inner = {lower.dy}: the mean of rank-one "
+                             "lower-level Hessians is singular (g not strongly convex in y)")
+        # QuadraticBilevel's g is ½yᵀAy + yᵀCx + ..., C = (mean C_i)ᵀ (dy×dx)
+        self.mean = QuadraticBilevel(fxx, fxy, fyy, fx, fy, gyy, gxy.T, gxx, gy, gx, name=self.name)
+        self._arange = {"lower": _read_only_arange(lower.n), "upper": _read_only_arange(upper.n)}
+
+    # -- batches -------------------------------------------------------------
+    def _sel(self, batch, level):
+        """The batch as an integer index array (slices and windows: no validation needed)."""
+        arange = self._arange[level]
+        if isinstance(batch, np.ndarray) and batch.base is arange and batch.size:
+            return batch                     # a window drawn by sample(): valid by construction
+        if isinstance(batch, slice):
+            start, stop, step = batch.indices(arange.size)
+            if step != 1 or stop <= start:
+                raise ValueError(f"batch slice must be non-empty with step 1, got {batch}")
+            return arange[start:stop]
+        arr = np.asarray(batch)
+        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise TypeError(f"batch must be None, a slice or a 1-D integer index array, got "
+                            f"{type(batch).__name__} of dtype {arr.dtype} and shape {arr.shape}")
+        if arr.size == 0:
+            raise ValueError("batch must not be empty")
+        return arr   # bounds are checked inside the kernels (IndexError)
+
+    def sample(self, rng, size, level):
+        """Draw a minibatch (``sampler="iid"``: uniform without replacement; ``"window"``: contiguous)."""
+        if self.sampler == "iid":
+            return super().sample(rng, size, level)
+        if level not in self._arange:
+            raise ValueError(f"level must be 'lower' or 'upper', got {level!r}")
+        arange = self._arange[level]
+        n = arange.size
+        m = min(int(size), n)
+        start = int(rng.integers(n))
+        if start + m <= n:
+            return arange[start:start + m]
+        return np.concatenate((arange[start:], arange[:start + m - n]))
+
+    # -- lower level g -----------------------------------------------------------
+    def g(self, x, y, batch=None):
+        if batch is None:
+            return self.mean.g(x, y)
+        return self.lower.value(x, y, self._sel(batch, "lower"))
+
+    def grad_g(self, x, y, batch=None):
+        if batch is None:
+            return self.mean.grad_g(x, y)
+        return self.lower.grad(x, y, self._sel(batch, "lower"))
+
+    def hess_g(self, x, y, batch=None):
+        if batch is None:
+            return self.mean.hess_g(x, y)
+        return self.lower.blocks(self._sel(batch, "lower"))
+
+    def hvp_yy_g(self, x, y, v, batch=None):
+        if batch is None:
+            return self.mean.hvp_yy_g(x, y, v)
+        return self.lower.product("hvp_yy", v, self._sel(batch, "lower"))
+
+    def hvp_xx_g(self, x, y, u, batch=None):
+        if batch is None:
+            return self.mean.hvp_xx_g(x, y, u)
+        return self.lower.product("hvp_xx", u, self._sel(batch, "lower"))
+
+    def cross_g(self, x, y, v, batch=None):
+        if batch is None:
+            return self.mean.cross_g(x, y, v)
+        return self.lower.product("cross", v, self._sel(batch, "lower"))
+
+    def cross_t_g(self, x, y, u, batch=None):
+        if batch is None:
+            return self.mean.cross_t_g(x, y, u)
+        return self.lower.product("cross_t", u, self._sel(batch, "lower"))
+
+    def fused_g(self, x, y, v, batch=None):
+        """``(∇_y g, ∇²_yy g·v, ∇²_xy g·v)`` reading each selected sample's data once."""
+        if batch is None:
+            m = self.mean
+            return m.A @ y + m.C @ x + m.a, m.A @ v, m.C.T @ v
+        return self.lower.fused(x, y, v, self._sel(batch, "lower"))
+
+    # -- upper level f -----------------------------------------------------------
+    def f(self, x, y, batch=None):
+        if batch is None:
+            return self.mean.f(x, y)
+        return self.upper.value(x, y, self._sel(batch, "upper"))
+
+    def grad_f(self, x, y, batch=None):
+        if batch is None:
+            return self.mean.grad_f(x, y)
+        return self.upper.grad(x, y, self._sel(batch, "upper"))
+
+    def hess_f(self, x, y, batch=None):
+        if batch is None:
+            return self.mean.hess_f(x, y)
+        return self.upper.blocks(self._sel(batch, "upper"))
+
+    def hvp_yy_f(self, x, y, v, batch=None):
+        if batch is None:
+            return self.mean.hvp_yy_f(x, y, v)
+        return self.upper.product("hvp_yy", v, self._sel(batch, "upper"))
+
+    def hvp_xx_f(self, x, y, u, batch=None):
+        if batch is None:
+            return self.mean.hvp_xx_f(x, y, u)
+        return self.upper.product("hvp_xx", u, self._sel(batch, "upper"))
+
+    def cross_f(self, x, y, v, batch=None):
+        if batch is None:
+            return self.mean.cross_f(x, y, v)
+        return self.upper.product("cross", v, self._sel(batch, "upper"))
+
+    def cross_t_f(self, x, y, u, batch=None):
+        if batch is None:
+            return self.mean.cross_t_f(x, y, u)
+        return self.upper.product("cross_t", u, self._sel(batch, "upper"))
+
+    # -- constants and closed forms (full batch) ----------------------------------
+    def constants(self):
+        return self.mean.constants()
+
+    def y_star(self, x):
+        return self.mean.y_star(x)
+
+    def phi(self, x):
+        return self.mean.phi(x)
+
+    def grad_phi(self, x):
+        return self.mean.grad_phi(x)
+
+    def hess_phi(self, x):
+        return self.mean.hess_phi(x)
+
+    def __repr__(self):
+        return (f"<FiniteSumQuadratic {self.name!r} dx={self.dx} dy={self.dy} n_lower={self.n_lower} "
+                f"n_upper={self.n_upper} storage={self.storage} dtype={self.dtype}>")
+
+
+# ---------------------------------------------------------------------------
+# benchopt's generator
+# ---------------------------------------------------------------------------
+def _root(rng, dim, spectrum):
+    """U diag(spectrum) Uᵀ, U = left singular vectors of a random dim×1 Gaussian (benchopt)."""
+    u = np.linalg.svd(rng.standard_normal((dim, 1)))[0]
+    return (u * spectrum) @ u.T
+
+
+def _logspace_sqrt(low, high, num):
+    return np.logspace(np.log10(low) / 2, np.log10(high) / 2, num)
+
+
+def _rank_one_factors(rng, n, dim_inner, dim_outer, L_inner, L_outer, L_cross, mu):
+    """benchopt's gen_matrices for one level: factors (z, w, c, e, lin_y, lin_x)."""
+    z = rng.standard_normal((n, dim_inner)) @ _root(rng, dim_inner, _logspace_sqrt(mu, L_inner, dim_inner))
+    spec_x = np.r_[0.0, _logspace_sqrt(mu, L_outer, dim_outer - 1)]
+    w = rng.standard_normal((n, dim_outer)) @ _root(rng, dim_outer, spec_x)
+    u, _, vh = np.linalg.svd(rng.standard_normal((dim_outer, dim_inner)))
+    k = min(dim_outer, dim_inner)
+    ud = u[:, :k] * np.logspace(np.log10(mu), np.log10(L_cross), k)   # U D (first k columns)
+    xi = rng.standard_normal((n, dim_inner))
+    c = xi[:, :k] @ ud.T          # c_i = U D ξ_i
+    e = xi @ vh.T                 # e_i = V ξ_i  (benchopt: ξᵀVᵀ)
+    return z, w, c, e, rng.standard_normal((n, dim_inner)), rng.standard_normal((n, dim_outer))
+
+
+def _min_eig_phi(lower, upper):
+    """λ_min(∇²φ) of the mean problem from factors (before any dense expansion)."""
+    def means(z, w, c, e, ly, lx):
+        n = z.shape[0]
+        return w.T @ w / n, c.T @ e / n, z.T @ z / n
+    gxx, gxy, gyy = means(*lower)
+    fxx, fxy, fyy = means(*upper)
+    K = -np.linalg.solve(gyy, gxy.T)      # dy×dx, y* = Kx + const
+    hess = fxx + fxy @ K + K.T @ fxy.T + K.T @ fyy @ K
+    return float(np.linalg.eigvalsh(0.5 * (hess + hess.T))[0])
+
+
+def finite_sum_quadratic(n_inner=1024, n_outer=1024, dim_inner=100, dim_outer=100, *,
+                         mu_inner=0.1, L_inner_inner=1.0, L_inner_outer=1.0, L_outer_inner=1.0,
+                         L_outer_outer=1.0, L_cross_inner=0.1, L_cross_outer=0.1,
+                         storage="factored", dtype=np.float64, sampler="iid", seed=0):
+    """benchopt's finite-sum quadratic bilevel problem (module docstring).
+
+    Parameter names and defaults are benchopt's ``datasets/quadratic.py``
+    ("inner" = the lower variable y, "outer" = the upper variable x; the
+    first word of ``L_a_b`` is the variable, the second the level).
+
+    Parameters
+    ----------
+    n_inner, n_outer : int
+        Samples of g and of f (``n_inner >= dim_inner``).
+    dim_inner, dim_outer : int
+        dy and dx.
+    mu_inner : float
+        Lower end of every spectrum (strong convexity of g in y).
+    L_inner_inner, L_outer_inner, L_cross_inner : float
+        g's y-block, x-block and cross-block scales.
+    L_inner_outer, L_outer_outer, L_cross_outer : float
+        f's y-block, x-block and cross-block scales.
+    storage : {"factored", "dense"}
+        Rank-one factors (O(batch·d) oracles) or benchopt's n×d×d tensors.
+    dtype : {float64, float32, "float64", "float32"}
+        Storage dtype; float32 is not the reference mode (closed forms stay
+        float64, computed from the stored data).
+    sampler : {"iid", "window"}
+        See :class:`FiniteSumQuadratic`.
+    seed : int
+
+    Returns
+    -------
+    FiniteSumQuadratic
+    """
+    n_inner = check_int(n_inner, "n_inner", minimum=1)
+    n_outer = check_int(n_outer, "n_outer", minimum=1)
+    dim_inner = check_int(dim_inner, "dim_inner", minimum=1)
+    dim_outer = check_int(dim_outer, "dim_outer", minimum=1)
+    if n_inner < dim_inner:
+        raise ValueError(f"n_inner must be >= dim_inner (= {dim_inner}) for g to be strongly convex "
+                         f"in y, got {n_inner}")
+    consts = {name: check_positive(value, name) for name, value in (
+        ("mu_inner", mu_inner), ("L_inner_inner", L_inner_inner), ("L_inner_outer", L_inner_outer),
+        ("L_outer_inner", L_outer_inner), ("L_outer_outer", L_outer_outer),
+        ("L_cross_inner", L_cross_inner), ("L_cross_outer", L_cross_outer))}
+    check_choice(storage, "storage", ("factored", "dense"))
+    dtype = _as_dtype(dtype)
+    check_choice(sampler, "sampler", ("iid", "window"))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
+    rng = np.random.default_rng(int(seed))
+    mu = consts["mu_inner"]
+    for _ in range(20):
+        lower = _rank_one_factors(rng, n_inner, dim_inner, dim_outer, consts["L_inner_inner"],
+                                  consts["L_outer_inner"], consts["L_cross_inner"], mu)
+        upper = _rank_one_factors(rng, n_outer, dim_inner, dim_outer, consts["L_inner_outer"],
+                                  consts["L_outer_outer"], consts["L_cross_outer"], mu)
+        if _min_eig_phi(lower, upper) >= 1e-12:
+            break
+    else:
+        raise ValueError("Could not generate a finite-sum quadratic problem with a positive "
+                         "definite ∇²φ in 20 draws (change seed or the constants)")
+    return FiniteSumQuadratic(QuadraticSamples.rank_one(*lower, storage=storage, dtype=dtype),
+                              QuadraticSamples.rank_one(*upper, storage=storage, dtype=dtype),
+                              sampler=sampler)
+
+
+# ---------------------------------------------------------------------------
+# named instances
+# ---------------------------------------------------------------------------
+from .catalog import register_problem  # noqa: E402
+
+
+@register_problem("finite-sum-quadratic",
+                  "benchopt's finite-sum quadratic (n 1024 per level, d 100×100; storage factored|dense)")
+def _finite_sum_instance(seed=0, n_inner=1024, n_outer=1024, dim_inner=100, dim_outer=100,
+                         storage="factored", dtype="float64", sampler="iid"):
+    problem = finite_sum_quadratic(n_inner, n_outer, dim_inner, dim_outer, storage=storage,
+                                   dtype=dtype, sampler=sampler, seed=seed)
+    return problem, np.zeros(dim_outer)
+
+
+@register_problem("finite-sum-quadratic-small",
+                  "small finite-sum quadratic for quick stochastic runs (n 256, dy 20, dx 10)")
+def _finite_sum_small(seed=0, n_inner=256, n_outer=256, dim_inner=20, dim_outer=10,
+                      storage="factored", sampler="iid"):
+    problem = finite_sum_quadratic(n_inner, n_outer, dim_inner, dim_outer, storage=storage,
+                                   sampler=sampler, seed=seed)
+    return problem, np.zeros(dim_outer)

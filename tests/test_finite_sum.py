@@ -1,0 +1,435 @@
+"""benchopt's finite-sum quadratic problem: generator, closed forms, minibatch and fused oracles.
+
+Truth sources: central finite differences (tests/_fd.py), the definition of
+each per-sample quadratic written out with explicit matrices, the full-batch
+(mean) problem, benchopt's spectra, tracemalloc for memory, and the exact
+‖∇φ‖ for the stochastic methods.
+"""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from bilevel_ref import minimize
+from bilevel_ref.oracles import OracleCounter
+from bilevel_ref.problems import finite_sum as fs
+from bilevel_ref.problems.base import BilevelProblem
+from bilevel_ref.problems.catalog import build_problem
+from bilevel_ref.problems.finite_sum import FiniteSumQuadratic, QuadraticSamples, finite_sum_quadratic
+
+from _fd import fd_directional, fd_gradient, fd_jacobian
+
+N_IN, N_OUT, DY, DX = 60, 48, 7, 5
+PRODUCTS = ("hvp_yy", "hvp_xx", "cross", "cross_t")
+
+
+def _problem(storage="factored", **kw):
+    kw = {"n_inner": N_IN, "n_outer": N_OUT, "dim_inner": DY, "dim_outer": DX, "seed": 3, **kw}
+    return finite_sum_quadratic(storage=storage, **kw)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """The same draw in both storages."""
+    return _problem("factored"), _problem("dense")
+
+
+@pytest.fixture
+def point(rng):
+    return rng.standard_normal(DX), rng.standard_normal(DY), rng.standard_normal(DY), rng.standard_normal(DX)
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+
+
+def _sample_matrices(problem, level, i):
+    """(Hxx, Hxy, Hyy, lx, ly) of sample i, read from the stored data by definition."""
+    s = problem.lower if level == "lower" else problem.upper
+    if s.storage == "dense":
+        return s.hxx[i], s.hxy[i], s.hyy[i], s.lx[i], s.ly[i]
+    z, e, ly = s.Fy[i]
+    w, c, lx = s.Fx[i]
+    return np.outer(w, w), np.outer(c, e), np.outer(z, z), lx, ly
+
+
+def _by_definition(problem, level, x, y, batch):
+    """Mean of ½yᵀHyy y + ½xᵀHxx x + xᵀHxy y + lyᵀy + lxᵀx over the batch, one sample at a time."""
+    vals = []
+    for i in batch:
+        hxx, hxy, hyy, lx, ly = _sample_matrices(problem, level, i)
+        vals.append(0.5 * y @ hyy @ y + 0.5 * x @ hxx @ x + x @ hxy @ y + ly @ y + lx @ x)
+    return float(np.mean(vals))
+
+
+# ---------------------------------------------------------------------------
+# generator
+# ---------------------------------------------------------------------------
+def test_generator_spectra_follow_benchopt_recipe():
+    # Large n, small d: the sample means converge to benchopt's population matrices,
+    # whose spectra are prescribed (log-spaced), so they are checked against the recipe.
+    n, dy, dx, mu = 40000, 4, 3, 0.1
+    p = finite_sum_quadratic(n, n, dy, dx, mu_inner=mu, L_inner_inner=1.0, L_outer_inner=0.5,
+                             L_cross_inner=0.4, seed=1)
+    eig_a = np.linalg.eigvalsh(p.mean.A)
+    np.testing.assert_allclose(eig_a, np.logspace(np.log10(mu), 0.0, dy), rtol=0.06)
+    eig_b = np.linalg.eigvalsh(p.mean.E)
+    assert abs(eig_b[0]) < 1e-12                     # exact zero: every B_i shares the null vector
+    np.testing.assert_allclose(eig_b[1:], np.logspace(np.log10(mu), np.log10(0.5), dx - 1), rtol=0.06)
+    sv = np.linalg.svd(p.mean.C, compute_uv=False)   # C = (mean C_i)ᵀ
+    np.testing.assert_allclose(np.sort(sv), np.logspace(np.log10(mu), np.log10(0.4), dx), rtol=0.06)
+    for i in (0, 17):                                # per-sample matrices are rank one
+        for block in _sample_matrices(p, "lower", i)[:3]:
+            assert np.linalg.matrix_rank(block, tol=1e-10 * np.abs(block).max()) == 1
+
+
+def test_generator_value_function_positive_definite_and_deterministic():
+    for seed in range(3):
+        p = _problem(seed=seed)
+        assert np.linalg.eigvalsh(p.hess_phi(np.zeros(DX)))[0] >= 1e-12
+    a, b = _problem(seed=5), _problem(seed=5)
+    assert np.array_equal(a.lower.Fy, b.lower.Fy) and np.array_equal(a.upper.Fx, b.upper.Fx)
+    assert not np.array_equal(a.lower.Fy, _problem(seed=6).lower.Fy)
+
+
+def test_generator_gives_up_after_20_draws(monkeypatch):
+    calls = []
+    monkeypatch.setattr(fs, "_min_eig_phi", lambda lo, up: calls.append(1) or -1.0)
+    with pytest.raises(ValueError, match="positive definite"):
+        _problem()
+    assert len(calls) == 20
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    ({"storage": "sparse"}, ValueError, "storage"),
+    ({"dtype": np.int64}, ValueError, "dtype"),
+    ({"sampler": "epoch"}, ValueError, "sampler"),
+    ({"mu_inner": 0.0}, ValueError, "mu_inner"),
+    ({"L_cross_outer": -1.0}, ValueError, "L_cross_outer"),
+    ({"n_inner": 5}, ValueError, "n_inner"),
+    ({"dim_outer": 0}, ValueError, "dim_outer"),
+    ({"seed": -1}, TypeError, "seed"),
+])
+def test_generator_rejects_bad_input(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        _problem(**kw)
+
+
+# ---------------------------------------------------------------------------
+# oracles: definition, finite differences, closed forms
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("storage", ["factored", "dense"])
+def test_minibatch_values_match_definition(pair, point, storage, rng):
+    p = pair[storage == "dense"]
+    x, y, _, _ = point
+    batch = rng.choice(N_IN, 9, replace=False)
+    assert p.g(x, y, batch=batch) == pytest.approx(_by_definition(p, "lower", x, y, batch), rel=1e-13)
+    batch = np.array([3, 3, -1, 0])                  # duplicates and negative indices: NumPy semantics
+    assert p.f(x, y, batch=batch) == pytest.approx(_by_definition(p, "upper", x, y, batch % N_OUT),
+                                                   rel=1e-13)
+
+
+@pytest.mark.parametrize("storage", ["factored", "dense"])
+@pytest.mark.parametrize("fn", ["g", "f"])
+def test_minibatch_derivatives_match_finite_differences(pair, point, storage, fn, rng):
+    p = pair[storage == "dense"]
+    x, y, v, u = point
+    batch = rng.choice(N_IN if fn == "g" else N_OUT, 11, replace=False)
+    value = getattr(p, fn)
+    grad = getattr(p, f"grad_{fn}")
+    gx, gy = grad(x, y, batch=batch)
+    np.testing.assert_allclose(gx, fd_gradient(lambda t: value(t, y, batch=batch), x), atol=1e-7)
+    np.testing.assert_allclose(gy, fd_gradient(lambda t: value(x, t, batch=batch), y), atol=1e-7)
+    hvp_yy = getattr(p, f"hvp_yy_{fn}")(x, y, v, batch=batch)
+    hvp_xx = getattr(p, f"hvp_xx_{fn}")(x, y, u, batch=batch)
+    cross = getattr(p, f"cross_{fn}")(x, y, v, batch=batch)
+    cross_t = getattr(p, f"cross_t_{fn}")(x, y, u, batch=batch)
+    np.testing.assert_allclose(hvp_yy, fd_directional(lambda t: grad(x, t, batch=batch)[1], y, v), atol=1e-7)
+    np.testing.assert_allclose(hvp_xx, fd_directional(lambda t: grad(t, y, batch=batch)[0], x, u), atol=1e-7)
+    np.testing.assert_allclose(cross, fd_directional(lambda t: grad(x, t, batch=batch)[0], y, v), atol=1e-7)
+    np.testing.assert_allclose(cross_t, fd_directional(lambda t: grad(t, y, batch=batch)[1], x, u), atol=1e-7)
+    hxx, hxy, hyy = getattr(p, f"hess_{fn}")(x, y, batch=batch)
+    np.testing.assert_allclose(hyy @ v, hvp_yy, atol=1e-12)
+    np.testing.assert_allclose(hxx @ u, hvp_xx, atol=1e-12)
+    np.testing.assert_allclose(hxy @ v, cross, atol=1e-12)
+    np.testing.assert_allclose(hxy.T @ u, cross_t, atol=1e-12)
+    np.testing.assert_allclose(hyy, hyy.T, atol=1e-14)
+
+
+def test_closed_forms_match_finite_differences_and_optimality(pair, point):
+    p = pair[0]
+    x = point[0]
+    ys = p.y_star(x)
+    assert np.linalg.norm(p.grad_g(x, ys)[1]) < 1e-12                  # ∇_y g(x, y*) = 0
+    assert p.phi(x) == pytest.approx(p.f(x, ys), rel=1e-14)
+    np.testing.assert_allclose(p.grad_phi(x), fd_gradient(p.phi, x), atol=1e-8)
+    np.testing.assert_allclose(p.hess_phi(x), fd_jacobian(p.grad_phi, x), atol=1e-7)
+    # full-batch oracles are the mean over every sample, computed one sample at a time
+    assert p.g(x, ys) == pytest.approx(_by_definition(p, "lower", x, ys, range(N_IN)), rel=1e-12)
+    assert p.f(x, ys) == pytest.approx(_by_definition(p, "upper", x, ys, range(N_OUT)), rel=1e-12)
+
+
+@pytest.mark.parametrize("storage", ["factored", "dense"])
+def test_mean_of_minibatch_oracles_over_a_partition_is_the_full_oracle(pair, point, storage, rng):
+    p = pair[storage == "dense"]
+    x, y, v, u = point
+    for level, n, fn in (("lower", N_IN, "g"), ("upper", N_OUT, "f")):
+        perm = rng.permutation(n)
+        cuts = np.sort(rng.choice(np.arange(1, n), 4, replace=False))
+        parts = np.split(perm, cuts)                           # unequal sizes: weight by size
+        w = np.array([len(b) for b in parts]) / n
+
+        def mean_of(call):
+            outs = [call(b) for b in parts]
+            if isinstance(outs[0], tuple):
+                return tuple(sum(wi * o[k] for wi, o in zip(w, outs)) for k in range(len(outs[0])))
+            return sum(wi * o for wi, o in zip(w, outs))
+
+        checks = {
+            fn: (lambda b: getattr(p, fn)(x, y, batch=b)),
+            f"grad_{fn}": (lambda b: getattr(p, f"grad_{fn}")(x, y, batch=b)),
+            f"hess_{fn}": (lambda b: getattr(p, f"hess_{fn}")(x, y, batch=b)),
+            f"hvp_yy_{fn}": (lambda b: getattr(p, f"hvp_yy_{fn}")(x, y, v, batch=b)),
+            f"hvp_xx_{fn}": (lambda b: getattr(p, f"hvp_xx_{fn}")(x, y, u, batch=b)),
+            f"cross_{fn}": (lambda b: getattr(p, f"cross_{fn}")(x, y, v, batch=b)),
+            f"cross_t_{fn}": (lambda b: getattr(p, f"cross_t_{fn}")(x, y, u, batch=b)),
+        }
+        for name, call in checks.items():
+            got, full = mean_of(call), call(None)
+            for a, b in zip(got if isinstance(got, tuple) else (got,),
+                            full if isinstance(full, tuple) else (full,)):
+                assert _rel(a, b) < 1e-12, name
+        if fn == "g":
+            for a, b in zip(mean_of(lambda b: p.fused_g(x, y, v, batch=b)), p.fused_g(x, y, v)):
+                assert _rel(a, b) < 1e-12
+
+
+def test_dense_equals_factored(pair, point, rng):
+    fac, den = pair
+    x, y, v, u = point
+    batches = [rng.choice(N_IN, 13, replace=False), np.array([0, 0, 5, -3], dtype=np.int32),
+               slice(10, 30), np.arange(N_IN)]
+    for batch in batches:
+        for name in ("g", "grad_g", "hess_g"):
+            a, b = getattr(fac, name)(x, y, batch=batch), getattr(den, name)(x, y, batch=batch)
+            for s, t in zip(np.atleast_1d(a) if name == "g" else a, np.atleast_1d(b) if name == "g" else b):
+                assert _rel(s, t) < 1e-12, name
+        for kind in PRODUCTS:
+            vec = u if kind in ("hvp_xx", "cross_t") else v
+            assert _rel(getattr(fac, f"{kind}_g")(x, y, vec, batch=batch),
+                        getattr(den, f"{kind}_g")(x, y, vec, batch=batch)) < 1e-12, kind
+        for s, t in zip(fac.fused_g(x, y, v, batch=batch), den.fused_g(x, y, v, batch=batch)):
+            assert _rel(s, t) < 1e-12
+    for s, t in zip(fac.grad_f(x, y, batch=slice(0, 7)), den.grad_f(x, y, batch=slice(0, 7))):
+        assert _rel(s, t) < 1e-12
+    # closed forms agree too (means from factors vs from tensors)
+    assert _rel(fac.grad_phi(x), den.grad_phi(x)) < 1e-12
+
+
+# ---------------------------------------------------------------------------
+# fused oracle
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("storage", ["factored", "dense"])
+def test_fused_equals_unfused_with_identical_counts(pair, point, storage, rng):
+    p = pair[storage == "dense"]
+    x, y, v, _ = point
+    fused, plain = OracleCounter(p), OracleCounter(p)
+    for batch in (rng.choice(N_IN, 8, replace=False), slice(3, 40), None):
+        got = fused.fused_g(x, y, v, batch=batch)
+        want = (plain.grad_g(x, y, batch=batch)[1], plain.hvp_yy_g(x, y, v, batch=batch),
+                plain.cross_g(x, y, v, batch=batch))
+        for a, b in zip(got, want):
+            assert _rel(a, b) < 1e-12
+    assert fused.counts == plain.counts
+    assert fused.counts["grad_g"] == fused.counts["hvp_yy_g"] == fused.counts["cross_g"] == 3
+
+
+class _Unfused(FiniteSumQuadratic):
+    """The same problem with the protocol's default (three separate calls) fused_g."""
+
+    fused_g = BilevelProblem.fused_g
+
+
+def test_soba_iterates_fused_equal_unfused(pair):
+    p = pair[0]
+    q = _Unfused(p.lower, p.upper)
+    opts = {"batch_size": 16, "maxiter": 200}
+    a = minimize(p, "soba", np.ones(DX), seed=4, options=opts)
+    b = minimize(q, "soba", np.ones(DX), seed=4, options=opts)
+    assert a.oracle_calls == b.oracle_calls
+    assert a.oracle_calls["grad_g"] == a.oracle_calls["hvp_yy_g"] == a.oracle_calls["cross_g"] == 200
+    assert a.oracle_calls["grad_f"] == 200
+    assert _rel(a.x, b.x) < 1e-12 and _rel(a.y, b.y) < 1e-12
+
+
+def test_soba_dense_and_factored_runs_agree(pair):
+    a = minimize(pair[0], "soba", np.ones(DX), seed=2, options={"batch_size": 16, "maxiter": 200})
+    b = minimize(pair[1], "soba", np.ones(DX), seed=2, options={"batch_size": 16, "maxiter": 200})
+    assert _rel(a.x, b.x) < 1e-10 and a.oracle_calls == b.oracle_calls
+
+
+# ---------------------------------------------------------------------------
+# memory: the dense tensors are never copied per call
+# ---------------------------------------------------------------------------
+def test_dense_oracles_never_copy_the_tensors(rng):
+    # benchopt's size for g: 1024 samples of 100×100 matrices (82 MB per tensor)
+    n, d, m = 1024, 100, 64
+    factors = [rng.standard_normal((n, d)) for _ in range(6)]
+    lower = QuadraticSamples.rank_one(*factors, storage="dense")
+    upper = QuadraticSamples.rank_one(*(f[:m] for f in factors), storage="factored")
+    p = FiniteSumQuadratic(lower, upper)
+    tensor_bytes = p.lower.hyy.nbytes
+    assert tensor_bytes == n * d * d * 8
+    x, y, v = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal(d)
+    batch = rng.choice(n, m, replace=False)
+    calls = [lambda: p.grad_g(x, y, batch=batch), lambda: p.fused_g(x, y, v, batch=batch),
+             lambda: p.hvp_yy_g(x, y, v, batch=batch), lambda: p.cross_g(x, y, v, batch=batch),
+             lambda: p.g(x, y, batch=batch), lambda: p.hess_g(x, y, batch=batch)]
+    for call in calls:
+        call()                                       # compile / warm up outside the measurement
+    for call in calls:
+        tracemalloc.start()
+        call()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        # a copy of the batch's matrices alone would be m·d²·8 = 5.1 MB; the sums need ~3·d²·8
+        assert peak < 4 * d * d * 8 + 64 * 1024, peak
+        assert peak < tensor_bytes / 100
+
+
+def test_factored_oracles_allocate_only_outputs(pair, point, rng):
+    p = pair[0]
+    x, y, v, _ = point
+    batch = rng.choice(N_IN, 32, replace=False)
+    p.fused_g(x, y, v, batch=batch)
+    tracemalloc.start()
+    p.fused_g(x, y, v, batch=batch)
+    p.grad_g(x, y, batch=batch)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 * 1024
+
+
+# ---------------------------------------------------------------------------
+# batches and sampling
+# ---------------------------------------------------------------------------
+def test_bad_batches_are_rejected(pair, point):
+    x, y, v, _ = point
+    for p in pair:
+        with pytest.raises(IndexError, match="out of range"):
+            p.grad_g(x, y, batch=np.array([0, N_IN]))
+        with pytest.raises(IndexError, match="out of range"):
+            p.fused_g(x, y, v, batch=np.array([-N_IN - 1]))
+        with pytest.raises(TypeError, match="batch"):
+            p.grad_g(x, y, batch=np.array([0.0, 1.0]))
+        with pytest.raises(TypeError, match="batch"):
+            p.hvp_yy_g(x, y, v, batch=np.zeros((2, 2), dtype=int))
+        with pytest.raises(ValueError, match="empty"):
+            p.grad_f(x, y, batch=np.array([], dtype=int))
+        with pytest.raises(ValueError, match="slice"):
+            p.grad_f(x, y, batch=slice(0, 10, 2))
+
+
+def test_samplers():
+    iid = _problem(sampler="iid")
+    win = _problem(sampler="window")
+    rng = np.random.default_rng(0)
+    draw = iid.sample(rng, 20, "lower")
+    assert len(np.unique(draw)) == 20 and draw.max() < N_IN
+    counts = np.zeros(N_IN)
+    for _ in range(6000):
+        w = win.sample(rng, 20, "lower")
+        assert len(np.unique(w)) == 20
+        assert np.all(np.diff(w) % N_IN == 1)         # contiguous, wrapping around the end
+        counts[w] += 1
+    # uniform inclusion probability 20/60: each count ~ Binomial(6000, 1/3), sd ≈ 36.5
+    assert np.all(np.abs(counts - 2000) < 6 * 36.5)
+    a, b = np.random.default_rng(9), np.random.default_rng(9)
+    assert np.array_equal(win.sample(a, 7, "upper"), win.sample(b, 7, "upper"))
+    with pytest.raises(ValueError, match="level"):
+        win.sample(rng, 3, "middle")
+    x, y = np.ones(DX), np.ones(DY)                  # a window is an ordinary index array too
+    batch = win.sample(np.random.default_rng(1), 30, "lower")
+    assert _rel(win.grad_g(x, y, batch=batch)[1], win.grad_g(x, y, batch=np.array(batch))[1]) < 1e-15
+
+
+def test_float32_storage_close_to_float64(point, rng):
+    p64, p32 = _problem(), _problem(dtype="float32")
+    assert p32.lower.Fy.dtype == np.float32 and p32.dtype == np.float32
+    x, y, v, _ = point
+    batch = rng.choice(N_IN, 10, replace=False)
+    for a, b in zip(p32.fused_g(x, y, v, batch=batch), p64.fused_g(x, y, v, batch=batch)):
+        assert _rel(a, b) < 1e-5
+    assert _rel(p32.grad_phi(x), p64.grad_phi(x)) < 1e-4
+    assert p32.grad_phi(x).dtype == np.float64
+    d32 = _problem("dense", dtype=np.float32)
+    assert d32.lower.hyy.dtype == np.float32
+    assert _rel(d32.grad_g(x, y, batch=batch)[1], p64.grad_g(x, y, batch=batch)[1]) < 1e-5
+
+
+def test_user_dense_samples_and_validation(rng):
+    n, dy, dx = 30, 4, 3
+    a = rng.standard_normal((n, dy, dy))
+    hyy = a @ a.transpose(0, 2, 1) + np.eye(dy)
+    hxx = np.zeros((n, dx, dx))
+    cross = rng.standard_normal((n, dx, dy))
+    s = QuadraticSamples.dense(hyy, hxx, cross, rng.standard_normal((n, dy)), rng.standard_normal((n, dx)))
+    p = FiniteSumQuadratic(s, s)
+    x, y = rng.standard_normal(dx), rng.standard_normal(dy)
+    assert p.g(x, y, batch=[1, 2]) == pytest.approx(_by_definition(p, "lower", x, y, [1, 2]), rel=1e-13)
+    with pytest.raises(ValueError, match="symmetric"):
+        QuadraticSamples.dense(a, hxx, cross, np.zeros((n, dy)), np.zeros((n, dx)))
+    with pytest.raises(ValueError, match="shapes"):
+        QuadraticSamples.dense(hyy, hxx, cross[:, :, :2], np.zeros((n, dy)), np.zeros((n, dx)))
+    with pytest.raises(TypeError, match="QuadraticSamples"):
+        FiniteSumQuadratic(s, "f")
+
+
+def test_catalog_instances():
+    p, x0 = build_problem("finite-sum-quadratic-small", seed=1)
+    assert isinstance(p, FiniteSumQuadratic) and x0.shape == (p.dx,)
+    assert (p.n_lower, p.n_upper, p.dy, p.dx) == (256, 256, 20, 10)
+    p, x0 = build_problem("finite-sum-quadratic", n_inner=128, n_outer=64, dim_inner=10, dim_outer=6,
+                          storage="dense", dtype="float32")
+    assert p.storage == "dense" and p.dtype == np.float32 and x0.shape == (6,)
+
+
+# ---------------------------------------------------------------------------
+# the stochastic methods on this problem
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["soba", "stocbio"])
+def test_methods_reduce_exact_gradient_tenfold(method):
+    # Start 20 away from x*, displaced along the range of ∇²φ (benchopt's B_i share a null
+    # vector, so ∇²φ has a tiny eigenvalue that no 1000-step run can resolve); default options
+    # and budget (maxiter 1000), batch 64 as in benchopt, five seeds.
+    for seed in range(5):
+        p = finite_sum_quadratic(256, 256, 20, 10, seed=seed)
+        hess = p.hess_phi(np.zeros(10))
+        x_star = -np.linalg.solve(hess, p.grad_phi(np.zeros(10)))
+        d = hess @ np.random.default_rng(100 + seed).standard_normal(10)
+        x0 = x_star + 20 * d / np.linalg.norm(d)
+        res = minimize(p, method, x0, seed=seed, options={"batch_size": 64, "record_exact": False})
+        assert res.success and res.nit == 1000
+        assert res.grad_norm <= 0.1 * np.linalg.norm(p.grad_phi(x0)), (seed, res.grad_norm)
+
+
+def test_bench_reports_spec_counts_per_iteration():
+    from bilevel_ref.bench import stochastic
+
+    p = finite_sum_quadratic(64, 64, 6, 4, seed=0)
+    r = stochastic.measure_method(p, np.zeros(4), "soba", 8, iters=3, repeat=1)
+    assert r["calls"] == {"grad_f": 1, "grad_g": 1, "hvp_yy_g": 1, "cross_g": 1}
+    r = stochastic.measure_method(p, np.zeros(4), "stocbio", 8, iters=3, repeat=1)
+    assert r["calls"] == {"grad_f": 1, "grad_g": 10, "hvp_yy_g": 10, "cross_g": 1}
+    assert r["wall"] > 0 and r["step"] > 0 and r["nit"] == 3
+    assert stochastic.measure_unit(p, 8, calls=5, repeat=1) > 0
+
+
+def test_bench_command_runs(capsys):
+    from bilevel_ref.bench import stochastic
+
+    assert stochastic.main(["--methods", "soba", "no_such_method", "--n", "64", "--d", "5",
+                            "--batch", "8", "--iters", "2", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "grad_g (unit)" in out and "soba" in out and "not registered" in out

@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from scipy.special import expit, logsumexp
 
 __all__ = [
-    "softplus", "sigmoid", "dsigmoid", "d2sigmoid", "softmax",
+    "softplus", "sigmoid", "dsigmoid", "d2sigmoid", "softmax", "softmax_hvp_rows",
     "as_features", "is_sparse", "take_rows", "matvec", "rmatvec", "weighted_gram", "lambda_max_gram",
     "as_pm1", "BinaryLogisticLoss", "SoftmaxLoss", "DEFAULT_MAX_DENSE",
 ]
@@ -77,6 +77,12 @@ def softmax(logits, axis=-1):
     shifted = logits - np.max(logits, axis=axis, keepdims=True)
     e = np.exp(shifted)
     return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_hvp_rows(P, dZ):
+    """Row-wise ``(diag(p) − ppᵀ) dz = P⊙dZ − P⊙(Σ_k P⊙dZ)``: the CE Hessian in the logits along dZ."""
+    PdZ = P * dZ
+    return PdZ - P * np.sum(PdZ, axis=1, keepdims=True)
 
 
 # ---------------------------------------------------------------------------
@@ -303,9 +309,7 @@ class SoftmaxLoss:
     def weighted_hvp(self, y, c, v, rows=None):
         """``Σ_i c_i ∇²CE_i[V] = Xᵀ(c ⊙ R)``, ``R = P⊙U − P⊙(Σ_k P⊙U)``, ``U = XV``."""
         Xr, _, logits = self._forward(y, rows)
-        P = softmax(logits)
-        PU = P * matvec(Xr, v.reshape(self.d, self.K))
-        R = PU - P * np.sum(PU, axis=1, keepdims=True)
+        R = softmax_hvp_rows(softmax(logits), matvec(Xr, v.reshape(self.d, self.K)))
         return rmatvec(Xr, c[:, None] * R).ravel()
 
     def weighted_hess(self, y, c, rows=None, max_dense=DEFAULT_MAX_DENSE):

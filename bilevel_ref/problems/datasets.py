@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from .._validation import check_choice, check_int, check_nonnegative, check_rng
 
 __all__ = [
-    "DataSplit", "load_dataset", "load_svmlight", "split_indices", "standardize",
+    "DataSplit", "load_dataset", "load_arrays", "load_svmlight", "split_indices", "standardize",
     "corrupt_labels", "synthetic_classification", "synthetic_split", "make_split", "DATASETS",
 ]
 
@@ -249,6 +249,29 @@ def load_svmlight(path, n_features=None):
     return X.tocsr(), raw
 
 
+def load_arrays(name):
+    """Features and raw labels ``(X, labels)`` of a named dataset, unsplit.
+
+    ``"breast-cancer"`` and ``"digits"`` (scaled by 1/16) are bundled with
+    scikit-learn; ``"20newsgroups"`` (sparse CSR, all 18 846 documents) and
+    ``"covtype"`` are downloaded by scikit-learn on first use and raise when
+    that is impossible.
+    """
+    norm = str(name).lower().replace("_", "-")
+    skd = _sklearn_datasets()
+    if norm == "breast-cancer":
+        return skd.load_breast_cancer(return_X_y=True)
+    if norm == "digits":
+        X, raw = skd.load_digits(return_X_y=True)
+        return X / 16.0, raw
+    if norm in ("20newsgroups", "20-newsgroups", "news20"):
+        bunch = skd.fetch_20newsgroups_vectorized(subset="all", download_if_missing=True)
+        return bunch.data.tocsr(), bunch.target
+    if norm == "covtype":
+        return skd.fetch_covtype(return_X_y=True, download_if_missing=True)
+    raise ValueError(f"unknown dataset {name!r}; named datasets: {list(DATASETS)}")
+
+
 def load_dataset(name, seed=0, *, fractions=(0.5, 0.25, 0.25), standardize_features=None,
                  fit_intercept=False, dense=None):
     """Load a named dataset or an svmlight file and split it deterministically.
@@ -279,22 +302,9 @@ def load_dataset(name, seed=0, *, fractions=(0.5, 0.25, 0.25), standardize_featu
     key = os.fspath(name)
     norm = key.lower().replace("_", "-")
     std_default = True
-    if norm in ("breast-cancer", "digits"):
-        skd = _sklearn_datasets()
-        if norm == "breast-cancer":
-            X, raw = skd.load_breast_cancer(return_X_y=True)
-        else:
-            X, raw = skd.load_digits(return_X_y=True)
-            X = X / 16.0
-            std_default = False
-    elif norm in ("20newsgroups", "20-newsgroups", "news20"):
-        skd = _sklearn_datasets()
-        bunch = skd.fetch_20newsgroups_vectorized(subset="all", download_if_missing=True)
-        X, raw = bunch.data.tocsr(), bunch.target
-        std_default = False
-    elif norm == "covtype":
-        skd = _sklearn_datasets()
-        X, raw = skd.fetch_covtype(return_X_y=True, download_if_missing=True)
+    if norm in ("breast-cancer", "digits", "20newsgroups", "20-newsgroups", "news20", "covtype"):
+        X, raw = load_arrays(norm)
+        std_default = norm in ("breast-cancer", "covtype")
     else:
         X, raw = load_svmlight(key)
         if dense is None:

@@ -511,3 +511,23 @@ def test_t18_bad_input(bad, exc, name):
         cubic_subsolver(rng=np.random.default_rng(0), **args)
     with pytest.raises(exc, match=name):
         cubic_finalsolver(**args)
+
+
+def test_no_solver_beats_the_exact_one():
+    """m(s_eigh) ≤ m(s) of every other solver (up to rounding), on the same problem."""
+    from bilevel_ref.linalg.cubic import cubic_subsolver
+    from bilevel_ref.linalg.lazy import LazyCubic
+
+    rng = np.random.default_rng(77)
+    d = 25
+    H = random_symmetric(rng, d)
+    g = rng.standard_normal(d)
+    best = solve_cubic(g, H, 1.0).model_value
+    others = [
+        solve_cubic(g, H, 1.0, method="lanczos", backend="numba").model_value,
+        solve_cubic(g, H, 1.0, method="lanczos", probe=False, rtol=1e-3).model_value,
+        solve_cubic(g, H, 1.0, method="gd", maxiter=50, tol=0.0).model_value,
+        LazyCubic(H, 1.0).solve(g).model_value,
+        cubic_subsolver(g, lambda v: H @ v, 1.0, 3.0, 1e-3, rng, n_steps=100).delta_m,
+    ]
+    assert all(best <= m + 1e-12 * abs(best) for m in others)

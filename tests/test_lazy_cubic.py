@@ -94,3 +94,12 @@ def test_bad_solve_input():
     with pytest.raises(ValueError, match="M"):
         lazy.solve(np.ones(3), M=-1.0)
     assert "LazyCubic(d=3" in repr(lazy)
+
+
+def test_numba_backend_bitwise_equals_eigh_numba(problem):
+    """LFSBA with m = 1 must reproduce FSBA bit for bit: same backend ⇒ same bits."""
+    H, gs = problem
+    lazy = LazyCubic(H, 1.0, backend="numba")
+    for g in gs[:2]:
+        a, b = lazy.solve(g), solve_cubic(g, H, 1.0, method="eigh", backend="numba")
+        assert np.array_equal(a.s, b.s) and a.lam == b.lam

@@ -313,3 +313,23 @@ def test_mu_g_required_without_constants(quartic):
     # with μ given, L_g and L_f come from counted power iterations
     res = br.minimize(prob, "fsba", np.zeros(prob.dx), options={"mu_g": quartic.mu_g, "maxiter": 1})
     assert res.history["calls:hvp_yy_g"][0] == 20 and res.history["calls:hvp_yy_f"][0] == 20
+
+
+# ---------------------------------------------------------------------------
+# the benchmark driver (small sizes; the figures come from `bilevel-ref bench second-order`)
+# ---------------------------------------------------------------------------
+def test_bench_driver_small(capsys):
+    from bilevel_ref.bench import second_order as bench
+
+    rows = bench.run_lazy_vs_fresh(dims=(20,), inner_steps=(20,), periods=(1, 3), repeat=1)
+    assert [r["m"] for r in rows] == ["-", 1, 3, 20]
+    for r in rows:
+        assert r["reached"] and r["grad_norm"] <= bench.TOL
+        m = r["nit"] if r["m"] == "-" else r["m"]
+        assert r["hessians"] == math.ceil(r["nit"] / (1 if r["m"] == "-" else m))
+    curves = bench.run_lmcn_ablation(periods=(1, 10), max_calls=300)
+    for calls, err in curves.values():
+        assert calls[-1] <= 300 and err[-1] <= 1e-12
+    assert bench.main(["--dims", "20", "--inner-steps", "20", "--periods", "2", "--repeat", "1",
+                       "--skip-ablation"]) == 0
+    assert "speedup vs FSBA" in capsys.readouterr().out

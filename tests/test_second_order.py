@@ -223,7 +223,7 @@ def test_ifsba_and_fsba_reach_the_same_point():
 def test_stop_rule_estimate_returns_certified_iterate(quad):
     lam, eps = 1e3, 1e-8
     res = br.minimize(quad, "fsba", np.zeros(quad.dx), options={"lam": lam, "stop_rule": "estimate", "eps": eps,
-                                                                 "inner_steps": 100})
+                                                                 "inner_steps": 100, "M": 1.0})
     assert res.success and "estimate" in res.message
     assert res.history["grad_est"][-1] <= eps
     assert np.linalg.norm(quad.grad_penalty(res.x, lam)) <= 10 * eps

@@ -99,16 +99,19 @@ def penalty_inner_solve(problem, x, y, w, lam, steps, L_g, mu_g, L_f, tol=None):
 
 
 def cholesky_quadratic_form(B, D, what="D"):
-    """B D⁻¹ Bᵀ (symmetrised) for symmetric positive definite D, by a Cholesky solve.
+    """B D⁻¹ Bᵀ for symmetric positive definite D, by a Cholesky factorisation.
 
-    Raises :class:`numpy.linalg.LinAlgError` naming ``what`` when D is not
-    positive definite.
+    With D = LLᵀ and W = L⁻¹Bᵀ (one triangular solve), B D⁻¹ Bᵀ = WᵀW: half
+    the arithmetic of solving D X = Bᵀ and forming B X, and symmetric positive
+    semidefinite by construction.  Raises :class:`numpy.linalg.LinAlgError`
+    naming ``what`` when D is not positive definite.
     """
     try:
-        factor = sla.cho_factor(D)
+        L = sla.cholesky(D, lower=True)
     except np.linalg.LinAlgError:
         raise np.linalg.LinAlgError(f"{what} is not positive definite") from None
-    out = B @ sla.cho_solve(factor, B.T)
+    W = sla.solve_triangular(L, B.T, lower=True)
+    out = W.T @ W
     return 0.5 * (out + out.T)
 
 

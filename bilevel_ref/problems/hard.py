@@ -568,8 +568,10 @@ def lift_bilevel(h1, dx=2, dy=3, *, kappa=10.0, seed=0, order="gd", param=1.0, c
     A = 0.5 * (A + A.T)
     K = rng.standard_normal((dy, dx))
     a = rng.standard_normal(dy)
-    return ShiftLiftedBilevel(SeparableUpper(h1, dx, c), K, A, a,
-                              constants=_hard_constants(h1, c, order, param), name=name or h1.name)
+    known = _hard_constants(h1, c, order, param)
+    # ‖∇²f‖ ≤ ‖∇²h‖ + (1 + ‖K‖)² since ψ'' = sech² ≤ 1 (joint Hessian of f in (x, y))
+    known["L_f"] = max(h1.lipschitz_grad(), c) + (1.0 + float(np.linalg.norm(K, 2))) ** 2
+    return ShiftLiftedBilevel(SeparableUpper(h1, dx, c), K, A, a, constants=known, name=name or h1.name)
 
 
 def lift_minimax(h1, dx=2, dy=3, *, mu=1.0, order="gd", param=1.0, c=1.0, name=None):

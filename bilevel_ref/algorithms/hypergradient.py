@@ -1,16 +1,80 @@
-r"""Hypergradient (HVP-based) methods: AID and ITD.
+r"""Hypergradient (HVP-based) methods: AID, ITD, stocBiO, AmIGO, MRBO, VRBO.
+
+Notation: :math:`H = \nabla^2_{yy} g`, :math:`J = \nabla^2_{xy} g` (dx×dy);
+capital letters :math:`F, G` are minibatch versions of f, g (fresh draws from the
+run's generator); with ``batch_size=None`` every oracle is the full objective
+(deterministic mode) and the same code runs.
 
 **AID** (approximate implicit differentiation), per outer iteration k:
 
 .. math::
 
-    y &\leftarrow y - \beta_y \nabla_y g(x_k, y) \quad (T \text{ times, warm start})\\
-    v &\approx [\nabla^2_{yy} g(x_k, y)]^{-1}\nabla_y f(x_k, y) \quad (K \text{ CG or Neumann steps, warm start})\\
-    x_{k+1} &= x_k - \beta\,(\nabla_x f(x_k, y) - \nabla^2_{xy} g(x_k, y)\, v)
+    y &\leftarrow y - \beta_y \nabla_y G(x_k, y) \quad (T \text{ times, warm start})\\
+    v &\approx [\nabla^2_{yy} G(x_k, y)]^{-1}\nabla_y F(x_k, y) \quad (K \text{ CG or Neumann steps, warm start})\\
+    x_{k+1} &= x_k - \beta\,(\nabla_x F(x_k, y) - \nabla^2_{xy} G(x_k, y)\, v)
+
+In stochastic mode the inner steps draw a fresh lower minibatch each; the
+linear system uses one lower minibatch (CG needs a fixed operator) and f one
+upper minibatch.
 
 **ITD** (iterative differentiation): the exact derivative of
 :math:`x \mapsto f(x, y_T(x))` through T gradient steps from ``y0`` by reverse
 mode (:mod:`bilevel_ref.hypergrad.itd`), then :math:`x_{k+1} = x_k - \beta d_k`.
+It costs T ``grad_g``, T ``cross_g`` and **T − 1** ``hvp_yy_g``: the backward
+recursion's last product :math:`v_0 = v_1 - \alpha H(x, y_0) v_1` is never used,
+so it is not computed (the spec's count T includes it).  Stochastic mode: one
+lower and one upper minibatch per outer iteration (the unrolled map is then
+deterministic, so reverse mode stays exact for it).
+
+**stocBiO** (Ji, Yang, Liang 2021): D SGD steps on y, then the minibatch Neumann
+estimator (:func:`stocbio_hypergradient`)
+
+.. math::
+
+    v = \eta \sum_{q=0}^{Q} \prod_{i=1}^{q} (I - \eta H_{B_i})\, \nabla_y F,\qquad
+    \hat\nabla\varphi = \nabla_x F - J_{B_0} v,\qquad x \leftarrow x - \beta\hat\nabla\varphi,
+
+computed as :math:`r = s = \nabla_y F`; Q times :math:`r \leftarrow r - \eta H_{B_q} r`,
+:math:`s \leftarrow s + r`; :math:`v = \eta s`.
+
+**AmIGO** (Arbel, Mairal 2022): T SGD steps on y, T SGD steps on the amortised
+(warm-started) :math:`v \leftarrow v - \eta (H_B v - \nabla_y F)`, then
+:math:`x \leftarrow x - \gamma(\nabla_x F - J_B v)`.
+
+**MRBO** (Yang, Ji, Liang 2021), single loop with STORM momentum; the
+hypergradient is stocBiO's, evaluated with the *same* samples at the new and
+the previous point:
+
+.. math::
+
+    u_k &= \nabla_y G(x_k, y_k; B) + (1 - a_k)\,(u_{k-1} - \nabla_y G(x_{k-1}, y_{k-1}; B))\\
+    h_k &= \hat\nabla\varphi(x_k, y_k; B') + (1 - a_k)\,(h_{k-1} - \hat\nabla\varphi(x_{k-1}, y_{k-1}; B'))\\
+    y_{k+1} &= y_k - \lambda u_k, \qquad x_{k+1} = x_k - \eta_k h_k
+
+with a constant y step :math:`\lambda = c` (the paper's and the spec's rule),
+:math:`\eta_k = (c/r)/(k+1)^{1/3}` and :math:`a_k = \min(1, e/(k+1)^{2/3})`, i.e. the
+paper's :math:`\eta_k = c'/(k+m_0)^{1/3}`, :math:`\alpha_k = c_1\eta_k^2`,
+:math:`\beta_k = c_2\eta_k^2` with :math:`m_0 = 1` and :math:`c_1 = c_2 = e/c'^2`
+(benchopt's values c = 0.1, e = 0.5, Q = 10; benchopt also decays the y step like
+:math:`\eta_k`, which lets y fall behind x late in a run, so it is not followed).
+The first iteration has no previous point: :math:`u_0, h_0` are the plain estimates.
+
+**VRBO** (Yang, Ji, Liang 2021, Algorithm 2), SPIDER/SARAH double loop: every
+``period`` outer iterations :math:`u, h` are recomputed at :math:`(x_k, y_k)` on a
+large batch (default: the full objectives); then :math:`x_{k+1} = x_k - \alpha h` and
+``n_inner`` recursive steps
+
+.. math::
+
+    y \leftarrow y - \beta u,\quad
+    u \leftarrow u + \nabla_y G(x_{k+1}, y; B) - \nabla_y G(x^-, y^-; B),\quad
+    h \leftarrow h + \hat\nabla\varphi(x_{k+1}, y; B') - \hat\nabla\varphi(x^-, y^-; B'),\quad
+    (x^-, y^-) \leftarrow (x_{k+1}, y),
+
+where :math:`(x^-, y^-)` is the previous evaluation point (at the first inner step
+:math:`(x_k, y_k)`, so the x step is accounted for).  In deterministic mode the
+recursions telescope: :math:`u, h` are the plain estimates at the current point.
+Constant steps.
 
 References
 ----------
@@ -18,15 +82,23 @@ F. Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016
 R. Grazzi, L. Franceschi, M. Pontil, S. Salzo, "On the iteration complexity of
 hypergradient computation", ICML 2020.
 K. Ji, J. Yang, Y. Liang, "Bilevel optimization: convergence analysis and
-enhanced design", ICML 2021.
+enhanced design", ICML 2021 (stocBiO).
+M. Arbel, J. Mairal, "Amortized implicit differentiation for stochastic bilevel
+optimization", ICLR 2022 (AmIGO).
+J. Yang, K. Ji, Y. Liang, "Provably faster algorithms for bilevel optimization",
+NeurIPS 2021 (MRBO, VRBO).
+benchopt/benchmark_bilevel, ``solvers/{stocbio,amigo,mrbo,vrbo}.py`` (default schedules).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .._api import Option, Solver, register
-from ..hypergrad import aid_cg, aid_neumann, itd_hypergradient
+from ..hypergrad import Hypergradient, aid_cg, aid_neumann, itd_hypergradient
 from ._common import problem_constant
+
+__all__ = ["MinibatchSolver", "stocbio_hypergradient", "AID", "ITD", "StocBiO", "AmIGO",
+           "MRBO", "VRBO"]
 
 _STEP_X_DOC = ("Upper-level step β (default 1/L_phi when the problem reports L_phi in "
                "constants(), else 0.01).")
@@ -34,6 +106,13 @@ _CONSTANT_OPTIONS = {
     "L_g": Option.real(None, "Smoothness of g in y (default: problem.constants()).", low=0, allow_none=True),
     "mu_g": Option.real(None, "Strong convexity of g in y (default: problem.constants()).", low=0,
                         allow_none=True),
+}
+#: Step options of the benchopt-style stochastic methods (stocBiO, AmIGO, MRBO, VRBO).
+_BENCHOPT_STEPS = {
+    "step_size": Option.real(0.1, "Base step c of the inner (y) and linear-system (v) updates.", low=0),
+    "outer_ratio": Option.real(1.0, "Ratio r: the x step is c/r.", low=0),
+    "step_v": Option.real(None, "Neumann / v step η (default: step_size; should be <= 1/L_g).", low=0,
+                          allow_none=True),
 }
 
 
@@ -45,8 +124,55 @@ def upper_step(problem, opts):
     return 1.0 / known["L_phi"] if "L_phi" in known else 0.01
 
 
+class MinibatchSolver(Solver):
+    """Base of the methods with a ``batch_size`` option (deterministic when it is None).
+
+    :meth:`draw` returns a fresh minibatch of one level from the run's
+    generator, or None (full objective) in deterministic mode.
+    """
+
+    stochastic = True
+    options = {
+        "batch_size": Option.integer(
+            None, "Minibatch size of both levels; a fresh batch per oracle call (None: full "
+            "objectives, deterministic mode; benchopt uses 64).", low=1, allow_none=True),
+    }
+
+    def draw(self, level):
+        """A fresh ``level`` (``"lower"``/``"upper"``) minibatch, or None in deterministic mode."""
+        size = self.opts["batch_size"]
+        return None if size is None else self.problem.sample(self.rng, size, level)
+
+    def draws(self, level, count):
+        """``count`` fresh minibatches of one level (a list of None in deterministic mode)."""
+        size = self.opts["batch_size"]
+        if size is None:
+            return [None] * count
+        return [self.problem.sample(self.rng, size, level) for _ in range(count)]
+
+
+def stocbio_hypergradient(problem, x, y, eta, batch_f, hess_batches, batch_j):
+    r"""stocBiO's minibatch Neumann hypergradient.
+
+    :math:`v = \eta\sum_{q=0}^{Q}\prod_{i\le q}(I - \eta H_{B_i})\nabla_y F(x, y; B_f)`,
+    :math:`d = \nabla_x F(x, y; B_f) - J(x, y; B_j) v`, with Q = ``len(hess_batches)``
+    Hessian-vector products, one on each batch (all None: the deterministic
+    Neumann series, equal to :func:`~bilevel_ref.hypergrad.aid_neumann` from
+    :math:`v = \eta\nabla_y f`).  Cost: 1 ``grad_f``, Q ``hvp_yy_g``, 1 ``cross_g``.
+    Passing the same batches at two points gives MRBO/VRBO's correlated differences.
+    """
+    gx, r = problem.grad_f(x, y, batch=batch_f)
+    s = r
+    for batch in hess_batches:
+        r = r - eta * problem.hvp_yy_g(x, y, r, batch=batch)
+        s = s + r
+    v = eta * s
+    return Hypergradient(d=gx - problem.cross_g(x, y, v, batch=batch_j), v=v, y=y,
+                         info={"n_hvp": len(hess_batches)})
+
+
 @register
-class AID(Solver):
+class AID(MinibatchSolver):
     """AID: inner GD on y, CG or Neumann for v = H⁻¹∇_y f, then a step on ∇_x f − J v."""
 
     name = "aid"
@@ -66,28 +192,31 @@ class AID(Solver):
 
     def setup(self):
         o = self.opts
-        L_g = problem_constant(self.problem, o, "L_g", "L_g", what="smoothness of g in y")
+        if o.step_y is None or (o.inner == "neumann" and o.step_v is None):
+            L_g = problem_constant(self.problem, o, "L_g", "L_g", what="smoothness of g in y")
         self.step_y = o.step_y if o.step_y is not None else 1.0 / L_g
-        self.step_v = o.step_v if o.step_v is not None else 1.0 / L_g
+        self.step_v = o.step_v if o.step_v is not None else (1.0 / L_g if o.inner == "neumann" else None)
         self.step_x = upper_step(self.problem, o)
         self.v = None
 
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
         for _ in range(o.inner_steps):
-            self.y = self.y - self.step_y * p.grad_g(x, self.y)[1]
+            self.y = self.y - self.step_y * p.grad_g(x, self.y, batch=self.draw("lower"))[1]
         v0 = self.v if o.warm_v else None
+        batch_f, batch_g = self.draw("upper"), self.draw("lower")
         if o.inner == "cg":
-            est = aid_cg(p, x, self.y, o.hvp_steps, v0=v0, rtol=o.cg_rtol)
+            est = aid_cg(p, x, self.y, o.hvp_steps, v0=v0, rtol=o.cg_rtol, batch_f=batch_f, batch_g=batch_g)
         else:
-            est = aid_neumann(p, x, self.y, o.hvp_steps, self.step_v, v0=v0)
+            est = aid_neumann(p, x, self.y, o.hvp_steps, self.step_v, v0=v0, batch_f=batch_f,
+                              batch_g=batch_g)
         self.v = est.v
         self.x = x - self.step_x * est.d
         return {"grad_est": float(np.linalg.norm(est.d))}
 
 
 @register
-class ITD(Solver):
+class ITD(MinibatchSolver):
     """ITD: reverse-mode differentiation through T inner gradient steps."""
 
     name = "itd"
@@ -113,7 +242,166 @@ class ITD(Solver):
     def step(self, k):
         o = self.opts
         start = self.y if o.warm_start else self.y_start
-        est = itd_hypergradient(self.problem, self.x, start, o.inner_steps, self.step_y, truncate=o.truncate)
+        batch_f, batch_g = self.draw("upper"), self.draw("lower")
+        est = itd_hypergradient(self.problem, self.x, start, o.inner_steps, self.step_y,
+                                truncate=o.truncate, batch_f=batch_f, batch_g=batch_g)
         self.y = est.y
         self.x = self.x - self.step_x * est.d
         return {"grad_est": float(np.linalg.norm(est.d))}
+
+
+class _BenchoptSteps(MinibatchSolver):
+    """Steps c (y, v) and c/r (x) of the benchopt-style stochastic methods."""
+
+    requires = ("grad_f", "grad_g", "hvp_yy_g", "cross_g")
+    default_maxiter = 1000
+    default_gtol = 0.0
+    options = dict(_BENCHOPT_STEPS)
+
+    def setup(self):
+        o = self.opts
+        self.step_y = o.step_size
+        self.step_v = o.step_size if o.step_v is None else o.step_v
+        self.step_x = o.step_size / o.outer_ratio
+
+
+@register
+class StocBiO(_BenchoptSteps):
+    """stocBiO: SGD on y, then a minibatch Neumann-series hypergradient step on x."""
+
+    name = "stocbio"
+    options = {
+        "inner_steps": Option.integer(10, "SGD steps D on y per outer iteration (warm start).", low=0),
+        "neumann_steps": Option.integer(10, "Neumann terms Q (Hessian-vector products).", low=0),
+    }
+
+    def step(self, k):
+        p, o, x = self.problem, self.opts, self.x
+        for _ in range(o.inner_steps):
+            self.y = self.y - self.step_y * p.grad_g(x, self.y, batch=self.draw("lower"))[1]
+        est = stocbio_hypergradient(p, x, self.y, self.step_v, self.draw("upper"),
+                                    self.draws("lower", o.neumann_steps), self.draw("lower"))
+        self.x = x - self.step_x * est.d
+        return {"grad_est": float(np.linalg.norm(est.d))}
+
+
+@register
+class AmIGO(_BenchoptSteps):
+    """AmIGO: SGD on y and on the amortised linear-system variable v, then a step on x."""
+
+    name = "amigo"
+    options = {
+        "inner_steps": Option.integer(10, "SGD steps T on y and on v per outer iteration.", low=0),
+        "fixed_rhs": Option.boolean(
+            False, "Evaluate ∇_y F once per outer iteration (with ∇_x F) instead of on a fresh "
+            "batch at every v step."),
+    }
+
+    def setup(self):
+        super().setup()
+        self.v = np.zeros(self.problem.dy)
+
+    def step(self, k):
+        p, o, x = self.problem, self.opts, self.x
+        y, v, eta = self.y, self.v, self.step_v
+        for _ in range(o.inner_steps):
+            y = y - self.step_y * p.grad_g(x, y, batch=self.draw("lower"))[1]
+        if o.fixed_rhs:
+            gx_f, gy_f = p.grad_f(x, y, batch=self.draw("upper"))
+        for _ in range(o.inner_steps):
+            hv = p.hvp_yy_g(x, y, v, batch=self.draw("lower"))
+            if not o.fixed_rhs:
+                gy_f = p.grad_f(x, y, batch=self.draw("upper"))[1]
+            v = v - eta * (hv - gy_f)
+        if not o.fixed_rhs:
+            gx_f = p.grad_f(x, y, batch=self.draw("upper"))[0]
+        d = gx_f - p.cross_g(x, y, v, batch=self.draw("lower"))
+        self.y, self.v = y, v
+        self.x = x - self.step_x * d
+        return {"grad_est": float(np.linalg.norm(d))}
+
+
+@register
+class MRBO(_BenchoptSteps):
+    """MRBO: single loop with STORM momentum on the y-gradient and on stocBiO's hypergradient."""
+
+    name = "mrbo"
+    options = {
+        "neumann_steps": Option.integer(10, "Neumann terms Q of each hypergradient estimate.", low=0),
+        "eta": Option.real(0.5, "Momentum scale e: a_k = min(1, e/(k+1)^(2/3)).", low=0),
+    }
+
+    def setup(self):
+        super().setup()
+        self.u = self.h = self.prev = None
+
+    def step(self, k):
+        p, o, x, y = self.problem, self.opts, self.x, self.y
+        batch_g, batch_f = self.draw("lower"), self.draw("upper")
+        hess = self.draws("lower", o.neumann_steps)
+        grad_new = p.grad_g(x, y, batch=batch_g)[1]
+        hyper_new = stocbio_hypergradient(p, x, y, self.step_v, batch_f, hess, batch_g).d
+        if self.prev is None:
+            self.u, self.h = grad_new, hyper_new
+        else:
+            x_old, y_old = self.prev
+            keep = 1.0 - min(1.0, o.eta / (k + 1.0) ** (2.0 / 3.0))
+            grad_old = p.grad_g(x_old, y_old, batch=batch_g)[1]
+            hyper_old = stocbio_hypergradient(p, x_old, y_old, self.step_v, batch_f, hess, batch_g).d
+            self.u = grad_new + keep * (self.u - grad_old)
+            self.h = hyper_new + keep * (self.h - hyper_old)
+        self.prev = (x, y)
+        self.y = y - self.step_y * self.u
+        self.x = x - (self.step_x / (k + 1.0) ** (1.0 / 3.0)) * self.h
+        return {"grad_est": float(np.linalg.norm(self.h))}
+
+
+@register
+class VRBO(_BenchoptSteps):
+    """VRBO: SPIDER/SARAH recursive estimators of the y-gradient and hypergradient, periodic refresh."""
+
+    name = "vrbo"
+    options = {
+        "neumann_steps": Option.integer(10, "Neumann terms Q of each hypergradient estimate.", low=0),
+        "n_inner": Option.integer(10, "Recursive inner steps per outer iteration.", low=1),
+        "period": Option.integer(None, "Refresh u, h on the large batch every this many outer "
+                                 "iterations (default: period_frac·(n_lower + n_upper)/batch_size, "
+                                 "1 in deterministic mode).", low=1, allow_none=True),
+        "period_frac": Option.real(128.0, "benchopt's period factor (used when period is None).", low=0),
+        "large_batch": Option.integer(None, "Batch size of the refresh (None: full objectives).", low=1,
+                                      allow_none=True),
+    }
+
+    def setup(self):
+        super().setup()
+        o, p = self.opts, self.problem
+        if o.period is not None:
+            self.period = o.period
+        elif o.batch_size is None:
+            self.period = 1
+        else:
+            self.period = max(1, int(o.period_frac * ((p.n_lower or 0) + (p.n_upper or 0)) / o.batch_size))
+        self.u = self.h = None
+
+    def _large(self, level):
+        size = self.opts.large_batch
+        return None if size is None else self.problem.sample(self.rng, size, level)
+
+    def step(self, k):
+        p, o = self.problem, self.opts
+        if k % self.period == 0:
+            batch_g, batch_f = self._large("lower"), self._large("upper")
+            hess = [self._large("lower") for _ in range(o.neumann_steps)]
+            self.u = p.grad_g(self.x, self.y, batch=batch_g)[1]
+            self.h = stocbio_hypergradient(p, self.x, self.y, self.step_v, batch_f, hess, batch_g).d
+        x_old, y_old = self.x, self.y
+        self.x = x = self.x - self.step_x * self.h
+        for _ in range(o.n_inner):
+            self.y = y = self.y - self.step_y * self.u
+            batch_g, batch_f = self.draw("lower"), self.draw("upper")
+            hess = self.draws("lower", o.neumann_steps)
+            self.u = self.u + p.grad_g(x, y, batch=batch_g)[1] - p.grad_g(x_old, y_old, batch=batch_g)[1]
+            self.h = (self.h + stocbio_hypergradient(p, x, y, self.step_v, batch_f, hess, batch_g).d
+                      - stocbio_hypergradient(p, x_old, y_old, self.step_v, batch_f, hess, batch_g).d)
+            x_old, y_old = x, y
+        return {"grad_est": float(np.linalg.norm(self.h))}

@@ -1,1 +1,264 @@
-"""(Methods of this family are registered here as they land.)"""
+r"""Fully first-order bilevel methods: F2SA-p, F2SA and F2BA (gradients of f and g only).
+
+**F2SA-p** (Chen, Li, Chayti, Zhang 2026).  Perturbed lower levels
+:math:`g + j\nu f` for every offset j of the order-p stencil
+(:mod:`bilevel_ref.hypergrad.finite_difference`); per outer iteration t:
+
+.. math::
+
+    y^j &\leftarrow y^j - \eta_y\big(j\nu\,\nabla_y F(x_t, y^j; \xi) + \nabla_y G(x_t, y^j; \zeta)\big)
+          \quad (K \text{ steps per offset, fresh } \xi, \zeta \text{ each, warm start})\\
+    \Phi_t &= \frac1S\sum_{i=1}^{S}\sum_j \alpha_j\Big(j\,\nabla_x F(x_t, y^j; \xi_i)
+              + \frac{\nabla_x G(x_t, y^j; \zeta_i)}{\nu}\Big)\\
+    x_{t+1} &= x_t - \eta_x\,\Phi_t / (\|\Phi_t\| + \epsilon) \qquad (\text{or } x_t - \eta_x\Phi_t
+              \text{ with } \texttt{normalize=False})
+
+Deterministic mode (``batch_size=None``): full gradients, GD (or AGD with
+``inner="agd"``) in the inner loops, S = 1.  Per iteration with n offsets of
+which n' are non-zero: ``grad_g`` n·K + n·S, ``grad_f`` n'·K + n'·S.
+
+**F2SA** (Kwon, Kwon, Wright, Nowak 2023), penalty :math:`f + \lambda(g - g^*)`
+with y penalised and z plain, both warm-started; per outer iteration k:
+
+.. math::
+
+    z &\leftarrow z - \gamma_k \nabla_y G(x_k, z; \zeta) \quad (T \text{ times})\\
+    y &\leftarrow y - \alpha_k\big(\nabla_y F(x_k, y; \xi) + \lambda_k\nabla_y G(x_k, y; \zeta')\big) \quad (T \text{ times})\\
+    x_{k+1} &= x_k - \xi_k\big(\nabla_x F(x_k, y; \xi) + \lambda_k(\nabla_x G(x_k, y; \zeta_1) - \nabla_x G(x_k, z; \zeta_2))\big)\\
+    \lambda_{k+1} &= \lambda_k + \delta_k
+
+with benchopt's schedule :math:`\alpha_k = c/(k+1)^{5/7}`, :math:`\gamma_k = c/(k+1)^{4/7}`,
+:math:`\xi_k = (c/r)/(k+1)^{4/7}`, :math:`\delta_k = \delta/(k+1)^{1/7}` (the z and y
+loops are independent, so they run one after the other).  Per iteration:
+``grad_f`` T + 1, ``grad_g`` 2T + 2.
+
+**F2BA** (Chen, Ma, Zhang 2023), deterministic, fixed λ:
+
+.. math::
+
+    y &\leftarrow y - \tau\big(\nabla_y f(x_t, y)/\lambda + \nabla_y g(x_t, y)\big),\qquad
+    z \leftarrow z - \tau\nabla_y g(x_t, z) \quad (K \text{ times each, warm start})\\
+    x_{t+1} &= x_t - \eta\big(\nabla_x f(x_t, y) + \lambda(\nabla_x g(x_t, y) - \nabla_x g(x_t, z))\big)
+
+(``inner="agd"``: both inner loops by Nesterov AGD,
+:func:`~bilevel_ref.hypergrad.penalty.penalty_inner_solve`, the inner loop of
+AccF2BA).  Per iteration: ``grad_f`` K + 1, ``grad_g`` 2K + 2.
+
+References
+----------
+L. Chen, J. Li, E. M. Chayti, J. Zhang, "Faster gradient methods for highly-smooth
+stochastic bilevel optimization", ICLR 2026, arXiv 2509.02937, Algorithms 1–2.
+J. Kwon, D. Kwon, S. Wright, R. Nowak, "A fully first-order method for stochastic
+bilevel optimization", ICML 2023; benchopt/benchmark_bilevel ``solvers/f2sa.py``.
+L. Chen, Y. Ma, J. Zhang, "Near-optimal fully first-order algorithms for finding
+stationary points in bilevel optimization", arXiv 2306.14853.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._api import Option, register
+from ..hypergrad.finite_difference import finite_difference_hypergradient, stencil_float
+from ..hypergrad.penalty import penalty_gradient, penalty_inner_solve
+from ..linalg.agd import agd, gd
+from ._common import lower_constants, problem_constant
+from .hypergradient import MinibatchSolver
+
+__all__ = ["F2SAp", "F2SA", "F2BA"]
+
+_L_G = Option.real(None, "Smoothness of g in y (default: problem.constants()).", low=0, allow_none=True)
+_MU_G = Option.real(None, "Strong convexity of g in y (default: problem.constants()).", low=0,
+                    allow_none=True)
+_L_F = Option.real(None, "Smoothness of f (default: problem.constants(); only for inner='agd').",
+                   low=0, allow_none=True)
+
+
+@register
+class F2SAp(MinibatchSolver):
+    """F2SA-p: order-p finite differences of perturbed lower-level solutions (fully first order)."""
+
+    name = "f2sa_p"
+    aliases = ("f2sa-p",)
+    requires = ("grad_f", "grad_g")
+    default_maxiter = 1000
+    default_gtol = 0.0
+    options = {
+        "p": Option.integer(2, "Stencil order p >= 1 (p even: offsets ±1..±p/2; odd: −(p−1)/2..(p+1)/2).",
+                            low=1),
+        "inner_steps": Option.integer(10, "Inner steps K per offset and outer iteration.", low=1),
+        "nu": Option.real(0.1, "Perturbation size ν of the lower levels g + jνf.", low=0),
+        "step_y": Option.real(None, "Inner step η_y (default 1/L_g).", low=0, allow_none=True),
+        "step_x": Option.real(0.1, "Outer step η_x (a step length when normalize=True).", low=0),
+        "normalize": Option.boolean(True, "Normalised outer step x − η_x Φ/(‖Φ‖ + norm_eps); False: "
+                                    "x − η_x Φ."),
+        "norm_eps": Option.real(1e-6, "ε of the normalised step.", low=0, strict=False),
+        "hyper_batches": Option.integer(1, "Minibatch pairs S averaged in Φ (stochastic mode only).", low=1),
+        "inner": Option.choice("gd", ("gd", "agd"), "Inner solver: (S)GD, or AGD (deterministic mode "
+                               "only; needs L_f and mu_g)."),
+        "avg_warm_start": Option.boolean(
+            False, "Reference-code heuristic: before the inner loops, replace the positive-offset "
+            "iterates by their mean and the non-positive ones by theirs."),
+        "L_g": _L_G, "mu_g": _MU_G, "L_f": _L_F,
+    }
+
+    @classmethod
+    def check_options(cls, values):
+        if values["inner"] == "agd" and values["batch_size"] is not None:
+            raise ValueError("options['inner']='agd' is deterministic: it needs options['batch_size']=None")
+
+    def setup(self):
+        o, p = self.opts, self.problem
+        self.offsets, self.weights = stencil_float(o.p)
+        self.step_y = o.step_y if o.step_y is not None else 1.0 / problem_constant(
+            p, o, "L_g", "L_g", what="smoothness of g in y")
+        if o.inner == "agd":
+            L_g, mu_g = lower_constants(p, o)
+            L_f = problem_constant(p, o, "L_f", "L_f", what="smoothness of f")
+            self.agd_constants = {}
+            for j in self.offsets:
+                mu_j = mu_g - abs(j) * o.nu * L_f
+                if mu_j <= 0:
+                    raise ValueError(
+                        f"options['nu']={o.nu} is too large for inner='agd': g + {j}νf may not be "
+                        f"strongly convex (mu_g - |j|·nu·L_f = {mu_j:.3g} <= 0)")
+                self.agd_constants[j] = (L_g + abs(j) * o.nu * L_f, mu_j)
+        self.ys = [self.y.copy() for _ in self.offsets]
+        self.hyper_batches = o.hyper_batches if o.batch_size is not None else 1
+
+    def _perturbed_gradient(self, x, j):
+        """y ↦ jν∇_y F(x, y; ξ) + ∇_y G(x, y; ζ), fresh minibatches per call (no f term at j = 0)."""
+        p, scale = self.problem, j * self.opts.nu
+        if j == 0:
+            return lambda y: p.grad_g(x, y, batch=self.draw("lower"))[1]
+        return lambda y: (p.grad_g(x, y, batch=self.draw("lower"))[1]
+                          + scale * p.grad_f(x, y, batch=self.draw("upper"))[1])
+
+    def _lower_iterate(self):
+        """The reported y: the j = 0 iterate (odd p), else the mean of the j = ±1 iterates."""
+        where = {int(j): i for i, j in enumerate(self.offsets)}
+        if 0 in where:
+            return self.ys[where[0]].copy()
+        return 0.5 * (self.ys[where[1]] + self.ys[where[-1]])
+
+    def step(self, t):
+        o, x = self.opts, self.x
+        if o.avg_warm_start:
+            for side in (self.offsets > 0, self.offsets <= 0):
+                if side.any():
+                    mean = np.mean([y for y, s in zip(self.ys, side) if s], axis=0)
+                    self.ys = [mean.copy() if s else y for y, s in zip(self.ys, side)]
+        for i, j in enumerate(self.offsets):
+            grad = self._perturbed_gradient(x, j)
+            if o.inner == "agd":
+                self.ys[i] = agd(grad, self.ys[i], *self.agd_constants[j], o.inner_steps).y
+            else:
+                self.ys[i] = gd(grad, self.ys[i], self.step_y, o.inner_steps).y
+        phi = finite_difference_hypergradient(self.problem, x, self.ys, o.nu, o.p,
+                                              batch_f=self.draw("upper"), batch_g=self.draw("lower")).d
+        for _ in range(self.hyper_batches - 1):
+            phi = phi + finite_difference_hypergradient(self.problem, x, self.ys, o.nu, o.p,
+                                                        batch_f=self.draw("upper"),
+                                                        batch_g=self.draw("lower")).d
+        phi = phi / self.hyper_batches
+        norm = float(np.linalg.norm(phi))
+        direction = phi / (norm + o.norm_eps) if o.normalize else phi
+        self.x = x - o.step_x * direction
+        self.y = self._lower_iterate()
+        return {"grad_est": norm}
+
+
+@register
+class F2SA(MinibatchSolver):
+    """F2SA: stochastic penalty method with an increasing multiplier λ_k and decaying steps."""
+
+    name = "f2sa"
+    requires = ("grad_f", "grad_g")
+    default_maxiter = 1000
+    default_gtol = 0.0
+    options = {
+        "inner_steps": Option.integer(10, "Inner SGD steps T on y and on z per outer iteration.", low=1),
+        "step_size": Option.real(0.01, "Base step c: α_k = c/(k+1)^(5/7), γ_k = c/(k+1)^(4/7).", low=0),
+        "outer_ratio": Option.real(1.0, "Ratio r: the x step is ξ_k = (c/r)/(k+1)^(4/7).", low=0),
+        "lam": Option.real(1.0, "Initial multiplier λ_0.", low=0),
+        "delta": Option.real(0.1, "Multiplier increment scale δ: λ_{k+1} = λ_k + δ/(k+1)^(1/7).", low=0,
+                             strict=False),
+    }
+
+    def setup(self):
+        self.z = self.y.copy()       # plain lower iterate (reported as y, as benchopt does)
+        self.y_pen = self.y.copy()   # penalised iterate ≈ argmin f + λg
+        self.lam = self.opts.lam
+
+    def step(self, k):
+        p, o, x, lam = self.problem, self.opts, self.x, self.lam
+        c = o.step_size
+        alpha = c / (k + 1.0) ** (5.0 / 7.0)
+        gamma = c / (k + 1.0) ** (4.0 / 7.0)
+        xi = (c / o.outer_ratio) / (k + 1.0) ** (4.0 / 7.0)
+        self.z = gd(lambda z: p.grad_g(x, z, batch=self.draw("lower"))[1], self.z, gamma, o.inner_steps).y
+        self.y_pen = gd(lambda y: (p.grad_f(x, y, batch=self.draw("upper"))[1]
+                                   + lam * p.grad_g(x, y, batch=self.draw("lower"))[1]),
+                        self.y_pen, alpha, o.inner_steps).y
+        # Independent samples ζ1, ζ2 for the two ∇_x G terms (spec §2), hence not
+        # penalty_gradient, whose single batch_g is shared by both terms.
+        d = (p.grad_f(x, self.y_pen, batch=self.draw("upper"))[0]
+             + lam * (p.grad_g(x, self.y_pen, batch=self.draw("lower"))[0]
+                      - p.grad_g(x, self.z, batch=self.draw("lower"))[0]))
+        self.x = x - xi * d
+        self.lam = lam + o.delta / (k + 1.0) ** (1.0 / 7.0)
+        self.y = self.z
+        return {"grad_est": float(np.linalg.norm(d)), "lam": lam}
+
+
+@register
+class F2BA(MinibatchSolver):
+    """F2BA: deterministic penalty method with fixed λ and warm-started inner loops."""
+
+    name = "f2ba"
+    stochastic = False
+    requires = ("grad_f", "grad_g")
+    default_maxiter = 1000
+    options = {
+        "batch_size": Option.integer(None, "Not used: F2BA is deterministic (must be None).", low=1,
+                                     allow_none=True),
+        "inner_steps": Option.integer(10, "Inner steps K on y and on z per outer iteration.", low=1),
+        "lam": Option.real(10.0, "Penalty multiplier λ (bias of ∇L*_λ − ∇φ is O(1/λ)).", low=0),
+        "step_y": Option.real(None, "Inner GD step τ (default 1/L_g).", low=0, allow_none=True),
+        "step_x": Option.real(0.01, "Outer step η.", low=0),
+        "z_reset": Option.boolean(False, "Reset z to y at the start of every outer iteration "
+                                  "(reference code)."),
+        "inner": Option.choice("gd", ("gd", "agd"), "Inner solver: GD (F2BA) or Nesterov AGD "
+                               "(AccF2BA's inner loop; needs mu_g, L_f and λ >= 2 L_f/mu_g)."),
+        "L_g": _L_G, "mu_g": _MU_G, "L_f": _L_F,
+    }
+
+    @classmethod
+    def check_options(cls, values):
+        if values["batch_size"] is not None:
+            raise ValueError("options['batch_size'] must be None: F2BA is deterministic (use f2sa or f2sa_p)")
+
+    def setup(self):
+        o, p = self.opts, self.problem
+        if o.inner == "agd":
+            self.L_g, self.mu_g = lower_constants(p, o)
+            self.L_f = problem_constant(p, o, "L_f", "L_f", what="smoothness of f")
+        self.step_y = o.step_y if o.step_y is not None else 1.0 / problem_constant(
+            p, o, "L_g", "L_g", what="smoothness of g in y")
+        self.y_lam = self.y.copy()   # ≈ y*_λ(x), minimiser of f/λ + g
+        self.z = self.y.copy()       # ≈ y*(x), reported as y
+
+    def step(self, t):
+        p, o, x, lam = self.problem, self.opts, self.x, self.opts.lam
+        if o.z_reset:
+            self.z = self.y_lam.copy()
+        if o.inner == "agd":
+            self.y_lam, self.z = penalty_inner_solve(p, x, self.y_lam, self.z, lam, o.inner_steps,
+                                                     self.L_g, self.mu_g, self.L_f)
+        else:
+            self.y_lam = gd(lambda y: p.grad_f(x, y)[1] / lam + p.grad_g(x, y)[1],
+                            self.y_lam, self.step_y, o.inner_steps).y
+            self.z = gd(lambda z: p.grad_g(x, z)[1], self.z, self.step_y, o.inner_steps).y
+        d = penalty_gradient(p, x, self.y_lam, self.z, lam).d
+        self.x = x - o.step_x * d
+        self.y = self.z
+        return {"grad_est": float(np.linalg.norm(d))}

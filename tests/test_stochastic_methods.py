@@ -1,0 +1,277 @@
+"""Stochastic (minibatch) modes: stocBiO, AmIGO, MRBO, VRBO, F2SA, F2SA-p, AID, ITD.
+
+Truth: the exact ∇φ of the logistic learn-to-regularize instance, computed here
+by Newton's method on the lower level and a dense implicit-function solve through
+the problem's own (uncounted) oracles; the definitions of each method's per-iteration
+oracle counts; the full-batch = deterministic identity.
+"""
+import numpy as np
+import pytest
+
+import bilevel_ref as br
+from bilevel_ref.problems.quadratic import quadratic_bilevel
+from bilevel_ref.problems.regularization import make_logistic_regularization
+
+
+@pytest.fixture(scope="module")
+def logistic():
+    # n = 1000 training rows in d = 10: λ_min of the training Hessian stays >= 0.2 however
+    # small the penalties e^x get, so every method's inner problem is well conditioned.
+    return make_logistic_regularization(1000, 1000, 10, seed=0)
+
+
+def exact_hypergradient(problem, x):
+    """∇φ(x) = ∇_x f − ∇²_xy g [∇²_yy g]⁻¹ ∇_y f at y*(x) from Newton's method (‖∇_y g‖ ≤ 1e-13)."""
+    y = np.zeros(problem.dy)
+    for _ in range(100):
+        grad = problem.grad_g(x, y)[1]
+        if np.linalg.norm(grad) <= 1e-13:
+            break
+        y = y - np.linalg.solve(problem.hess_g(x, y)[2], grad)
+    assert np.linalg.norm(problem.grad_g(x, y)[1]) <= 1e-12
+    gx, gy = problem.grad_f(x, y)
+    _, hxy, hyy = problem.hess_g(x, y)
+    return gx - hxy @ np.linalg.solve(hyy, gy)
+
+
+#: Budgets (maxiter, batch 64 unless stated) and steps for which each method brings the exact
+#: ‖∇φ‖ 10x down from x0 = 0 on every seed (measured worst-seed margins 1.1x to 2x).
+STOCHASTIC_RUNS = {
+    # The Neumann methods need Q ≈ 50 here: λ_min(∇²_yy g) falls to ≈ 0.16 as the penalties e^x
+    # shrink, and Q = 10 terms of step 0.4 leave a (1 − 0.064)^11 ≈ 50% truncation bias.
+    "stocbio": {"step_size": 0.5, "step_v": 0.4, "outer_ratio": 0.025, "neumann_steps": 50, "maxiter": 300,
+                "batch_size": 128},
+    "amigo": {"step_size": 0.5, "outer_ratio": 0.02, "maxiter": 200},
+    "mrbo": {"step_size": 0.5, "step_v": 0.4, "outer_ratio": 0.005, "neumann_steps": 50, "maxiter": 300,
+             "batch_size": 128},
+    "vrbo": {"step_size": 0.3, "outer_ratio": 0.006, "period": 10, "maxiter": 150},
+    "f2sa": {"step_size": 0.5, "outer_ratio": 0.01, "lam": 2.0, "maxiter": 400, "batch_size": 128},
+    "f2sa_p": {"step_y": 0.5, "step_x": 30.0, "nu": 0.3, "normalize": False, "maxiter": 200},
+    "aid": {"step_y": 0.5, "step_x": 15.0, "maxiter": 300, "batch_size": 128},
+    "itd": {"step_y": 0.5, "step_x": 25.0, "warm_start": True, "inner_steps": 20, "maxiter": 200,
+            "batch_size": 256},
+}
+
+
+#: Methods whose five-seed run takes several seconds: one seed by default, five when slow tests run.
+HEAVY = ("mrbo", "stocbio", "vrbo")
+
+
+def _tenfold(problem, method, seeds):
+    x0 = np.zeros(problem.dx)
+    start = np.linalg.norm(exact_hypergradient(problem, x0))
+    options = {"batch_size": 64, **STOCHASTIC_RUNS[method]}
+    ratios = []
+    for seed in seeds:
+        res = br.minimize(problem, method, x0, seed=seed, options=options)
+        assert res.status == 1, res.message  # ran its budget (no divergence)
+        assert np.max(np.abs(res.x)) < 20    # a finite point, not an escape to x = −∞
+        ratios.append(np.linalg.norm(exact_hypergradient(problem, res.x)) / start)
+    assert max(ratios) <= 0.1, ratios
+
+
+@pytest.mark.parametrize("method", [
+    pytest.param(m, marks=pytest.mark.slow) if m in HEAVY else m for m in sorted(STOCHASTIC_RUNS)])
+def test_stochastic_methods_reduce_exact_gradient_tenfold(logistic, method):
+    _tenfold(logistic, method, range(5))
+
+
+@pytest.mark.parametrize("method", HEAVY)
+def test_heavy_stochastic_methods_one_seed(logistic, method):
+    _tenfold(logistic, method, [0])
+
+
+# ---------------------------------------------------------------------------
+# oracle accounting (per iteration, from the cumulative history)
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def quad():
+    return quadratic_bilevel(4, 6, kappa=10.0, seed=2)
+
+
+@pytest.fixture(scope="module")
+def small_logistic():
+    return make_logistic_regularization(300, 300, 6, seed=1)
+
+
+KINDS = ("grad_g", "hvp_yy_g", "cross_g", "grad_f", "samples")
+
+
+def per_iteration(res):
+    return {kind: np.diff(res.history[f"calls:{kind}"]).tolist() for kind in KINDS}
+
+
+def test_counts_aid_itd(quad):
+    T, K = 3, 4
+    res = br.minimize(quad, "aid", np.zeros(quad.dx), options={"inner_steps": T, "hvp_steps": K,
+                                                              "cg_rtol": 0.0, "maxiter": 3})
+    # CG from v = 0 costs K products; warm-started, one more for the initial residual
+    assert per_iteration(res) == {"grad_g": [T] * 3, "hvp_yy_g": [K, K + 1, K + 1], "cross_g": [1] * 3,
+                                  "grad_f": [1] * 3, "samples": [0] * 3}
+    res = br.minimize(quad, "aid", np.zeros(quad.dx), options={"inner": "neumann", "hvp_steps": K,
+                                                              "maxiter": 3})
+    assert per_iteration(res)["hvp_yy_g"] == [K] * 3
+    res = br.minimize(quad, "itd", np.zeros(quad.dx), options={"inner_steps": T + 2, "maxiter": 2})
+    # documented: T − 1 HVPs (the backward pass's last product v_0 is never used)
+    assert per_iteration(res) == {"grad_g": [T + 2] * 2, "hvp_yy_g": [T + 1] * 2, "cross_g": [T + 2] * 2,
+                                  "grad_f": [1] * 2, "samples": [0] * 2}
+    res = br.minimize(quad, "itd", np.zeros(quad.dx), options={"inner_steps": 8, "truncate": 3, "maxiter": 2})
+    assert per_iteration(res)["cross_g"] == [3, 3] and per_iteration(res)["hvp_yy_g"] == [2, 2]
+
+
+def test_counts_stochastic_aid_itd(small_logistic):
+    b, T, K = 8, 3, 4
+    res = br.minimize(small_logistic, "aid", np.zeros(small_logistic.dx), seed=1,
+                      options={"inner_steps": T, "hvp_steps": K, "batch_size": b, "cg_rtol": 0.0,
+                               "maxiter": 2})
+    assert per_iteration(res)["samples"] == [b * (T + 2)] * 2   # T inner + one upper + one lower
+    res = br.minimize(small_logistic, "itd", np.zeros(small_logistic.dx), seed=1,
+                      options={"inner_steps": T, "batch_size": b, "maxiter": 2})
+    assert per_iteration(res)["samples"] == [2 * b] * 2
+
+
+def test_counts_stocbio_amigo(small_logistic):
+    b, D, Q = 8, 3, 5
+    x0 = np.zeros(small_logistic.dx)
+    res = br.minimize(small_logistic, "stocbio", x0, options={"inner_steps": D, "neumann_steps": Q,
+                                                             "batch_size": b, "maxiter": 3})
+    assert per_iteration(res) == {"grad_g": [D] * 3, "hvp_yy_g": [Q] * 3, "cross_g": [1] * 3,
+                                  "grad_f": [1] * 3, "samples": [b * (D + Q + 2)] * 3}
+    T = 4
+    res = br.minimize(small_logistic, "amigo", x0, options={"inner_steps": T, "batch_size": b, "maxiter": 3})
+    assert per_iteration(res) == {"grad_g": [T] * 3, "hvp_yy_g": [T] * 3, "cross_g": [1] * 3,
+                                  "grad_f": [T + 1] * 3, "samples": [b * (3 * T + 2)] * 3}
+    res = br.minimize(small_logistic, "amigo", x0, options={"inner_steps": T, "batch_size": b, "maxiter": 3,
+                                                           "fixed_rhs": True})
+    assert per_iteration(res)["grad_f"] == [1] * 3
+    assert per_iteration(res)["samples"] == [b * (2 * T + 2)] * 3
+
+
+def test_counts_mrbo_vrbo(small_logistic):
+    b, Q = 8, 4
+    x0 = np.zeros(small_logistic.dx)
+    res = br.minimize(small_logistic, "mrbo", x0, options={"neumann_steps": Q, "batch_size": b, "maxiter": 3})
+    # first iteration: plain estimates; then the new and the previous point on the same samples
+    assert per_iteration(res) == {"grad_g": [1, 2, 2], "hvp_yy_g": [Q, 2 * Q, 2 * Q], "cross_g": [1, 2, 2],
+                                  "grad_f": [1, 2, 2], "samples": [b * (Q + 2)] * 3}
+    n, P = 3, 2
+    res = br.minimize(small_logistic, "vrbo", x0, options={"neumann_steps": Q, "n_inner": n, "period": P,
+                                                          "batch_size": b, "maxiter": 4})
+    refresh = [1, 0, 1, 0]  # full-batch refresh at k = 0, 2
+    counts = per_iteration(res)
+    assert counts["grad_g"] == [2 * n + r for r in refresh]
+    assert counts["grad_f"] == [2 * n + r for r in refresh]
+    assert counts["cross_g"] == [2 * n + r for r in refresh]
+    assert counts["hvp_yy_g"] == [2 * n * Q + r * Q for r in refresh]
+    assert counts["samples"] == [n * b * (Q + 2)] * 4
+
+
+# ---------------------------------------------------------------------------
+# deterministic mode: the recursive (STORM / SARAH) estimators telescope to the plain ones
+# ---------------------------------------------------------------------------
+def _neumann_hypergradient(q, x, y, eta, Q):
+    """∇_x f − C^T v with v = η Σ_{q=0}^{Q} (I − ηA)^q ∇_y f, from the quadratic's matrices."""
+    gy = q.R.T @ x + q.S @ y + q.q
+    M = np.eye(q.dy) - eta * q.A
+    v = eta * sum(np.linalg.matrix_power(M, k) @ gy for k in range(Q + 1))
+    return q.P @ x + q.R @ y + q.p - q.C.T @ v
+
+
+def test_mrbo_deterministic_is_simultaneous_gradient_steps(quad):
+    c, r, Q, iters = 0.4, 0.5, 6, 12
+    res = br.minimize(quad, "mrbo", np.zeros(quad.dx), options={"step_size": c, "outer_ratio": r,
+                                                               "neumann_steps": Q, "maxiter": iters})
+    x, y = np.zeros(quad.dx), np.zeros(quad.dy)
+    for k in range(iters):
+        u = quad.A @ y + quad.C @ x + quad.a
+        h = _neumann_hypergradient(quad, x, y, c, Q)
+        x, y = x - (c / r) / (k + 1) ** (1 / 3) * h, y - c * u
+    np.testing.assert_allclose(res.x, x, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.y, y, rtol=1e-10, atol=1e-12)
+
+
+def test_vrbo_deterministic_is_exact_recursion(quad):
+    c, r, Q, n, iters = 0.4, 0.5, 6, 3, 5
+    res = br.minimize(quad, "vrbo", np.zeros(quad.dx), options={"step_size": c, "outer_ratio": r, "period": 4,
+                                                               "neumann_steps": Q, "n_inner": n,
+                                                               "maxiter": iters})
+    x, y = np.zeros(quad.dx), np.zeros(quad.dy)
+    for _ in range(iters):
+        u = quad.A @ y + quad.C @ x + quad.a                          # u, h at (x_k, y_k)
+        x = x - (c / r) * _neumann_hypergradient(quad, x, y, c, Q)
+        y = y - c * u
+        for _ in range(n - 1):
+            y = y - c * (quad.A @ y + quad.C @ x + quad.a)            # then at (x_{k+1}, y)
+    np.testing.assert_allclose(res.x, x, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(res.y, y, rtol=1e-9, atol=1e-11)
+
+
+def test_amigo_deterministic_reference(quad):
+    c, r, T, iters = 0.5, 0.25, 4, 6
+    res = br.minimize(quad, "amigo", np.zeros(quad.dx), options={"step_size": c, "outer_ratio": r,
+                                                                "inner_steps": T, "maxiter": iters})
+    x, y, v = np.zeros(quad.dx), np.zeros(quad.dy), np.zeros(quad.dy)
+    for _ in range(iters):
+        for _ in range(T):
+            y = y - c * (quad.A @ y + quad.C @ x + quad.a)
+        for _ in range(T):
+            v = v - c * (quad.A @ v - (quad.R.T @ x + quad.S @ y + quad.q))
+        x = x - (c / r) * (quad.P @ x + quad.R @ y + quad.p - quad.C.T @ v)
+    np.testing.assert_allclose(res.x, x, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# full batch = deterministic; same seed = same history
+# ---------------------------------------------------------------------------
+STOCHASTIC_METHODS = ("aid", "itd", "stocbio", "amigo", "mrbo", "vrbo")
+
+
+@pytest.mark.parametrize("method", STOCHASTIC_METHODS)
+def test_full_batch_equals_deterministic(small_logistic, method):
+    x0 = np.zeros(small_logistic.dx)
+    opts = {"maxiter": 8, **({"period": 3, "n_inner": 2} if method == "vrbo" else {})}
+    det = br.minimize(small_logistic, method, x0, options=opts)
+    full = br.minimize(small_logistic, method, x0, seed=3, options={**opts, "batch_size": 300})
+    assert full.oracle_calls["samples"] > 0
+    np.testing.assert_allclose(full.x, det.x, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(full.y, det.y, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", STOCHASTIC_METHODS)
+def test_same_seed_bit_identical_history(small_logistic, method):
+    x0 = np.zeros(small_logistic.dx)
+    opts = {"batch_size": 16, "maxiter": 6, **({"period": 3, "n_inner": 2} if method == "vrbo" else {})}
+    a = br.minimize(small_logistic, method, x0, seed=11, options=opts)
+    b = br.minimize(small_logistic, method, x0, seed=11, options=opts)
+    c = br.minimize(small_logistic, method, x0, seed=12, options=opts)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y, b.y)
+    for key in ("grad_est", "grad_norm", "phi", "calls:samples", "calls:grad_g", "calls:hvp_yy_g"):
+        if key in a.history:
+            np.testing.assert_array_equal(a.history[key], b.history[key])  # wall time aside
+    assert not np.array_equal(a.x, c.x)
+
+
+# ---------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("method", STOCHASTIC_METHODS + ("f2sa", "f2sa_p"))
+def test_minibatches_need_a_stochastic_problem(quad, method):
+    with pytest.raises(ValueError, match="needs a stochastic problem"):
+        br.minimize(quad, method, np.zeros(quad.dx), options={"batch_size": 8})
+
+
+@pytest.mark.parametrize("method,options,match", [
+    ("stocbio", {"step_size": 0.0}, r"options\['step_size'\] must be > 0"),
+    ("stocbio", {"neumann_steps": -1}, r"options\['neumann_steps'\] must be >= 0"),
+    ("stocbio", {"step_v": -0.1}, r"options\['step_v'\] must be > 0"),
+    ("amigo", {"outer_ratio": 0.0}, r"options\['outer_ratio'\] must be > 0"),
+    ("mrbo", {"eta": -1.0}, r"options\['eta'\] must be > 0"),
+    ("vrbo", {"n_inner": 0}, r"options\['n_inner'\] must be >= 1"),
+    ("vrbo", {"period": 0}, r"options\['period'\] must be >= 1"),
+    ("aid", {"batch_size": 0}, r"options\['batch_size'\] must be >= 1"),
+    ("itd", {"inner_steps": 0}, r"options\['inner_steps'\] must be >= 1"),
+])
+def test_bad_options(quad, method, options, match):
+    with pytest.raises(ValueError, match=match):
+        br.minimize(quad, method, np.zeros(quad.dx), options=options)

@@ -50,7 +50,7 @@ from .._api import Option, Solver, register
 from ..hypergrad.penalty import cholesky_quadratic_form
 from ..linalg.agd import agd
 from ._common import problem_constant
-from .second_order import CUBIC_OPTIONS, CubicNewtonMixin, period_option
+from .second_order import BACKEND_OPTION, CUBIC_OPTIONS, CubicNewtonMixin, period_option
 
 __all__ = ["GDA", "MCN", "LMCN", "minimax_hessian"]
 
@@ -88,7 +88,7 @@ class _MinimaxCubicNewton(CubicNewtonMixin, Solver):
     default_maxiter = 200
     default_gtol = 0.0  # stop by the second-order rule (a saddle has G = 0)
     exact_metrics = ("phi", "grad_norm", "min_eig")
-    options = {**CUBIC_OPTIONS, **_CONSTANTS}
+    options = {**CUBIC_OPTIONS, **BACKEND_OPTION, **_CONSTANTS}
 
     def setup(self):
         self.L_y, self.mu_y = _concavity_constants(self.problem, self.opts)

@@ -73,7 +73,7 @@ from ..linalg.cubic import cubic_finalsolver, cubic_subsolver, solve_cubic
 from ..linalg.lazy import LazyCubic
 from ._common import problem_constant
 
-__all__ = ["FSBA", "LFSBA", "IFSBA", "spectral_norm_estimate", "CubicNewtonMixin"]
+__all__ = ["FSBA", "LFSBA", "IFSBA", "spectral_norm_estimate", "CubicNewtonMixin", "CUBIC_OPTIONS", "BACKEND_OPTION"]
 
 
 # ---------------------------------------------------------------------------
@@ -127,6 +127,10 @@ CUBIC_OPTIONS = {
     "inner_tol": Option.real(None, "Stop an inner AGD early when its gradient norm is <= inner_tol "
                              "(default None: exactly inner_steps, so counts are fixed).",
                              low=0, strict=False, allow_none=True),
+}
+
+#: Option of the methods that solve cubic subproblems with solve_cubic / LazyCubic.
+BACKEND_OPTION = {
     "backend": Option.choice("numpy", ("numpy", "numba"),
                              "Secular-equation backend of the cubic solvers (numpy: reference)."),
 }
@@ -263,6 +267,7 @@ class _PenaltyCubicNewton(CubicNewtonMixin, _PenaltySecondOrder):
     """FSBA / LFSBA iteration: gradient, (lazy) dense Hessian estimate, exact cubic step."""
 
     requires = ("grad_f", "grad_g", "hess_f", "hess_g")
+    options = BACKEND_OPTION
 
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x

@@ -170,8 +170,11 @@ class PenaltyHessianOperator:
     ``hvp_yy_f`` and one ``hvp_yy_g`` per inner step; at (x, w): one each of
     ``hvp_xx_g``, ``cross_t_g``, ``cross_g`` plus one ``hvp_yy_g`` per inner
     step.  Inner solves are warm-started from the previous call's z₁, z₂
-    (``warm_start=True``); a warm start costs one extra ``hvp_yy`` of each
-    kind for the initial residual (none on the first call, which starts at 0).
+    (``warm_start=True``); with CG a warm start costs one extra ``hvp_yy`` of
+    each kind for the initial residual (none on the first call, which starts
+    at 0; none with AGD).  CG stops early when the relative residual reaches
+    ``tol`` (so fewer than ``steps`` products may be used; ``tol=0`` runs all
+    of them unless the residual is exactly zero, e.g. for v = 0).
 
     Parameters
     ----------

@@ -37,12 +37,20 @@ def test_agd_is_faster_than_gd_in_sqrt_kappa(rng):
         A = np.diag(np.linspace(1.0 / kappa, 1.0, 50))
         b = np.ones(50)
         y_star = np.linalg.solve(A, b)
-        for K in range(1, 200_000):
+
+        def reached(K):
             y = (agd(lambda y: A @ y - b, np.zeros(50), 1.0, 1.0 / kappa, K).y if method == "agd"
                  else gd(lambda y: A @ y - b, np.zeros(50), 1.0, K).y)
-            if np.linalg.norm(y - y_star) <= 1e-8 * np.linalg.norm(y_star):
-                return K
-            K = int(K * 1.05) + 1 if K > 40 else K
+            return np.linalg.norm(y - y_star) <= 1e-8 * np.linalg.norm(y_star)
+
+        hi = 1
+        while not reached(hi):
+            hi *= 2
+        lo = hi // 2
+        while hi - lo > max(1, hi // 50):  # hitting time to 2 %
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if reached(mid) else (mid, hi)
+        return hi
 
     def slope(method, kappas):
         return np.polyfit(np.log(kappas), np.log([iterations(method, k) for k in kappas]), 1)[0]

@@ -27,12 +27,28 @@ import math
 import numba
 import numpy as np
 
-from ..linalg.cubic import ritz_min
+from ..linalg.cubic import POLE_REFINE, ritz_min
+from .lazy import secular_eig
 from ..linalg.cubic import tridiag_secular as _tridiag_secular_py
 
 __all__ = ["tridiag_secular", "lanczos_dense"]
 
 tridiag_secular = numba.njit(cache=True)(_tridiag_secular_py)
+
+
+@numba.njit(cache=True)
+def refine_on_pole(alpha, beta, k, gamma, sigma, maxiter):
+    """Twin of ``linalg.cubic.refine_on_pole`` (eigh of T_k + eigen-space secular solve)."""
+    T = np.zeros((k, k))
+    for i in range(k):
+        T[i, i] = alpha[i]
+        if i < k - 1:
+            T[i, i + 1] = beta[i]
+            T[i + 1, i] = beta[i]
+    theta, U = np.linalg.eigh(T)
+    c = gamma * U[0].copy()
+    shat, lam, _, _, _ = secular_eig(theta, c, sigma, 0.0, maxiter)
+    return np.dot(U, shat), lam
 
 
 @numba.njit(cache=True)
@@ -101,6 +117,8 @@ def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxite
         q = w / b
         Qk[k + 1] = q
     kk = k + 1
+    if theta1 < 0.0 and lam + theta1 <= POLE_REFINE * t_norm:
+        h, lam = refine_on_pole(alpha, beta, kk, gamma, sigma, maxiter_secular)
     s = np.dot(Qk[:kk].T, h)
     theta_p = math.inf
     if with_probe:

@@ -549,6 +549,25 @@ def tridiag_secular(alpha, beta, k, gamma, sigma, lam_warm, theta_prev, maxiter)
 
 
 # --------------------------------------------------------------------------- Lanczos (GRT10)
+#: Re-solve the final small problem in the eigenbasis of T_k when λ − λ_low ≤ POLE_REFINE·‖T_k‖:
+#: LDLᵀ pivots of T_k + λI carry absolute errors ≈ eps‖T_k‖, i.e. a relative error
+#: eps‖T_k‖/(λ − λ_low) in ‖h‖ near the pole (spec §3 step 3 for the tridiagonal).
+POLE_REFINE = 1e-5
+
+
+def refine_on_pole(alpha, beta, k, gamma, sigma, maxiter):
+    """Small problem on T_k solved as in eigh: T_k = U diag(θ) Uᵀ, c = γUᵀe_1, ``secular_eig``.
+
+    Used once, after Lanczos stops near the pole of T_k, where the t-parametrised
+    eigen-space secular equation keeps full relative accuracy.  O(k³); numba twin
+    in ``bilevel_ref._kernels.cubic``.  Returns (h, λ).
+    """
+    T = np.diag(alpha[:k]) + np.diag(beta[: k - 1], 1) + np.diag(beta[: k - 1], -1)
+    theta, U = np.linalg.eigh(T)
+    shat, lam, _, _, _ = secular_eig(theta, gamma * U[0], sigma, tol_hard=0.0, maxiter=maxiter)
+    return U @ shat, lam
+
+
 def _krylov_summary(alpha, beta, k, gamma, h, sigma):
     """Model value γh_1 + ½hᵀT_kh + (σ/3)‖h‖³ and ‖∇m‖ = β_k|h_k| on the Krylov space (free)."""
     a, b = alpha[:k], beta[: k - 1]
@@ -644,6 +663,8 @@ def lanczos_cubic(g, H, sigma, *, rtol=1e-10, atol=0.0, maxiter=None, reorth=Tru
         q = w / b
         Qk[k + 1] = q
     kk = k + 1
+    if theta1 < 0.0 and lam + theta1 <= POLE_REFINE * t_norm:
+        h, lam = refine_on_pole(alpha, beta, kk, gamma, sigma, maxiter_secular)
     model, grad_norm = _krylov_summary(alpha, beta, kk, gamma, h, sigma)
     if b <= 1e-12 * t_norm:
         grad_norm = 0.0

@@ -319,11 +319,10 @@ class SoftmaxLoss:
         Xr, _, logits = self._forward(y, rows)
         P = softmax(logits)
         Xd = Xr.toarray() if is_sparse(Xr) else Xr
-        # Σ_i c_i p_ik a_i a_iᵀ on the diagonal blocks (k = m) ...
-        diag = np.einsum("i,ik,ij,il->jkl", c, P, Xd, Xd)
+        # Σ_i c_i p_ik a_i a_iᵀ on the diagonal blocks (k = m), one BLAS Gram per class ...
         H = np.zeros((self.d, self.K, self.d, self.K))
-        idx = np.arange(self.K)
-        H[:, idx, :, idx] = np.moveaxis(diag, 1, 0)
+        for k in range(self.K):
+            H[:, k, :, k] = weighted_gram(Xd, c * P[:, k])
         # ... minus Σ_i c_i (a_i ⊗ p_i)(a_i ⊗ p_i)ᵀ
         B = (Xd[:, :, None] * P[:, None, :]).reshape(Xd.shape[0], N)
         return H.reshape(N, N) - B.T @ (B * c[:, None])

@@ -166,6 +166,7 @@ class CubicNewtonMixin:
         """
         fresh = k % self.m == 0
         if fresh:
+            self._model = None  # release the old snapshot (and its eigenvectors) before building the new one
             H = hessian()
             if self.lazy:
                 self._model = LazyCubic(H, self.M_eff, backend=self.opts.backend)
@@ -240,17 +241,16 @@ class _PenaltySecondOrder(Solver):
                              f"{p.name!r} (L_lambda strongly convex in y), got {o.lam!r}")
         self.w = self.y.copy() if o.w0 is None else as_vector(o.w0, "options['w0']", p.dy)
         self.mu_g = problem_constant(p, o, "mu_g", "mu_g", what="strong convexity of g in y")
-        self.L_g = self._smoothness("L_g", lambda v: p.hvp_yy_g(self.x, self.y, v))
-        self.L_f = self._smoothness("L_f", lambda v: p.hvp_yy_f(self.x, self.y, v))
+        self.L_g = self._smoothness("L_g", known, lambda v: p.hvp_yy_g(self.x, self.y, v))
+        self.L_f = self._smoothness("L_f", known, lambda v: p.hvp_yy_f(self.x, self.y, v))
         # the penalised inner problem f + λg needs L_f + λL_g >= λμ/2 > 0 (always, as L_g >= μ)
         self.L_g = max(self.L_g, self.mu_g)
 
-    def _smoothness(self, option, hvp):
-        """Option, else constants()[option], else 20 counted power iterations at (x0, y0)."""
+    def _smoothness(self, option, known, hvp):
+        """Option, else ``known[option]`` (the problem's constants()), else 20 counted power iterations at (x0, y0)."""
         value = self.opts.get(option)
         if value is not None:
             return value
-        known = self.problem.constants()
         if option in known:
             return float(known[option])
         return spectral_norm_estimate(hvp, self.problem.dy, self.rng)

@@ -128,7 +128,9 @@ class MCN(_MinimaxCubicNewton):
     options = {
         "stop_rule": _STOP_RULE,
         "cubic_solver": Option.choice("eigh", ("eigh", "lanczos", "gd"),
-                                      "Cubic subproblem solver on the dense H_t (solve_cubic method)."),
+                                      "Cubic subproblem solver on the dense H_t (solve_cubic method); "
+                                      "min_eig is exact with eigh, the smallest Ritz value with lanczos, "
+                                      "None with gd (computed by eigvalsh only for stop_rule='estimate')."),
     }
 
     def setup(self):

@@ -299,7 +299,9 @@ class FSBA(_PenaltyCubicNewton):
                                    "sqrt(eps/M)), 'estimate' (|G| <= eps, lambda_min(H) >= -delta) or "
                                    "'exact' (closed-form SOSP test)."),
         "cubic_solver": Option.choice("eigh", ("eigh", "lanczos", "gd"),
-                                      "Cubic subproblem solver on the dense H_t (solve_cubic method)."),
+                                      "Cubic subproblem solver on the dense H_t (solve_cubic method); "
+                                      "min_eig is exact with eigh, the smallest Ritz value with lanczos, "
+                                      "None with gd (computed by eigvalsh only for stop_rule='estimate')."),
     }
 
     def setup(self):

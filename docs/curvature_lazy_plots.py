@@ -17,7 +17,6 @@ measured time reflects it; counts are unchanged).
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -91,7 +90,8 @@ class CostlySecondOrder(BilevelProblem):
         return self.inner.cross_g(x, y, v, batch=batch)
 
     def fused_g(self, x, y, v, batch=None):
-        return self.grad_g(x, y, batch=batch)[1], self.hvp_yy_g(x, y, v, batch=batch), self.cross_g(x, y, v, batch=batch)
+        return (self.grad_g(x, y, batch=batch)[1], self.hvp_yy_g(x, y, v, batch=batch),
+                self.cross_g(x, y, v, batch=batch))
 
 
 # ---------------------------------------------------------------------------

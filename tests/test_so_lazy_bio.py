@@ -27,7 +27,8 @@ def logistic():
 
 
 def _written_out(pb, x, iters, N, mode, momentum, mu, alpha, beta, gamma, jvp_after_update):
-    """Spec nbo_lazy §6 with ∇_x f = Px + Ry + p, ∇_y f = Rᵀx + Sy + q, ∇_y g = Ay + Cx + a, H = A, J = Cᵀ."""
+    """Spec nbo_lazy §6 written out: ∇_x f = Px + Ry + p, ∇_y f = Rᵀx + Sy + q,
+    ∇_y g = Ay + Cx + a, H = A, J = Cᵀ."""
     y, z = np.zeros(pb.dy), np.zeros(pb.dy)
     jz = h_bar = None
     for t in range(iters):

@@ -99,7 +99,10 @@ from .._validation import (
 
 __all__ = [
     "CubicResult",
+    "CubicStep",
     "CubicKKT",
+    "SubsolverResult",
+    "FinalsolverResult",
     "solve_cubic",
     "cubic_model",
     "cubic_kkt",
@@ -107,6 +110,8 @@ __all__ = [
     "M_from_sigma",
     "secular_eig",
     "tridiag_secular",
+    "ritz_min",
+    "refine_on_pole",
     "lanczos_cubic",
     "cubic_gd",
     "cubic_subsolver",
@@ -1033,17 +1038,19 @@ def _solve_lanczos(g, H, dense, M, backend, rng, opts):
         probe = _unit_sphere(rng, d) if rng is not None else _fixed_probe(d)
     n_matvec = 0
     g_run = g
+    detected = False
     for attempt in range(2):
         if float(np.linalg.norm(g_run)) == 0.0:
             s, lam, theta1, theta_p, k, n_mv, converged, model, grad_norm = (
                 np.zeros(d), 0.0, math.inf, math.inf, 0, 0, False, 0.0, 0.0)
-            suspect = True
+            suspect = True  # g = 0: nothing to build a Krylov space from
         else:
             s, lam, theta1, theta_p, k, n_mv, converged, model, grad_norm = _lanczos_run(
                 g_run, H, dense, sigma, backend, opts, probe)
             on_pole = theta1 < 0.0 and lam + theta1 <= 1e-8 * lam
             violated = theta_p < -lam - 1e-10 * max(abs(theta_p), lam)
             suspect = on_pole or violated
+        detected = detected or suspect
         n_matvec += n_mv
         if mode == "ignore" or not suspect or attempt == 1:
             break
@@ -1063,7 +1070,7 @@ def _solve_lanczos(g, H, dense, M, backend, rng, opts):
     return CubicResult(
         s=s, lam=float(lam), model_value=float(model), grad_norm=float(grad_norm),
         min_eig=float(min(theta1, theta_p)), n_iter=int(k), n_matvec=int(n_matvec),
-        hard_case=bool(suspect), converged=bool(converged), method="lanczos",
+        hard_case=bool(detected), converged=bool(converged), method="lanczos",
     )
 
 

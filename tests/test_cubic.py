@@ -540,3 +540,15 @@ def test_no_solver_beats_the_exact_one():
         cubic_subsolver(g, lambda v: H @ v, 1.0, 3.0, 1e-3, rng, n_steps=100).delta_m,
     ]
     assert all(best <= m + 1e-12 * abs(best) for m in others)
+
+
+def test_gd_perturbation_escapes_the_hard_case():
+    """CD19: from b ⟂ q_1 GD stays in q_1^⟂ in exact arithmetic (in floating point
+    rounding seeds q_1 slowly); a perturbation of b drawn from the caller's
+    Generator reaches the global minimiser up to O(σ_p)."""
+    rng = np.random.default_rng(6)
+    g, H, m_star, _ = hard_case_problem(rng, d=20)
+    res = solve_cubic(g, H, 1.0, method="gd", perturb=1e-6, rng=np.random.default_rng(0), tol=1e-9)
+    assert res.converged and res.model_value == pytest.approx(m_star, rel=1e-5)
+    with pytest.raises(TypeError, match="rng"):
+        solve_cubic(g, H, 1.0, method="gd", perturb=1e-6)

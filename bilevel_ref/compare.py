@@ -296,6 +296,18 @@ def _short_table(record):
     return "\n".join(lines)
 
 
+def _stem(problem, params, defaults, seed):
+    """Output file stem: problem, dataset, noise and other non-default parameters, seed."""
+    parts = [f"compare-{problem}"]
+    if "dataset" in params:
+        parts.append(os.path.splitext(os.path.basename(str(params["dataset"])))[0])
+    if "noise" in params:
+        parts.append(f"p{params['noise']:g}" if isinstance(params["noise"], float) else f"p{params['noise']}")
+    parts += [f"{k}{v}" for k, v in params.items()
+              if k not in ("dataset", "noise") and not (k in defaults and defaults[k] == v)]
+    return "-".join(parts + [f"seed{seed}"]).replace(" ", "")
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="bilevel-ref compare",
@@ -375,8 +387,7 @@ def main(argv=None):
     metrics = [m for m in ("val_loss", "test_accuracy", "grad_norm") if any(m in r["curve"] for r in runs.values())]
     if not metrics:
         metrics = [m for m in ("phi", "f") if any(m in r["curve"] for r in runs.values())]
-    tag = "-".join(str(v).replace(os.sep, "_") for v in params.values())
-    stem = f"compare-{args.problem}" + (f"-{tag}" if tag else "") + f"-seed{args.seed}"
+    stem = _stem(args.problem, params, DEFAULT_PARAMS.get(args.problem, {}), args.seed)
     record = {
         "command": "bilevel-ref compare " + " ".join(argv if argv is not None else sys.argv[2:]),
         "problem": args.problem, "problem_label": problem.name, "params": params, "seed": args.seed,

@@ -39,7 +39,7 @@ def test_hyper_cleaning_run_respects_budget_and_skips_unknown(tmp_path, capsys):
     # per-iteration counts of AID (T = 5 inner steps, 3 CG steps) = 5 grad_g + 1 grad_f + 1 cross
     aid = rec["runs"]["aid"]
     assert aid["oracle_calls"]["cross_g"] == aid["nit"] or aid["oracle_calls"]["cross_g"] == aid["nit"] + 1
-    assert (out / "compare-hyper-cleaning-synthetic-60-40-seed0.png").stat().st_size > 10_000
+    assert (out / "compare-hyper-cleaning-synthetic-n_train60-n_val40-seed0.png").stat().st_size > 10_000
     # the learned weights improve the validation loss on this noisy problem
     for run in rec["runs"].values():
         assert run["final"]["val_loss"] < run["curve"]["val_loss"][0]
@@ -88,3 +88,10 @@ def test_plotting_without_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"'plot' extra"):
         plotting.require_matplotlib()
+
+
+def test_output_names():
+    assert compare._stem("hyper-cleaning", {"mu": 0.01, "dataset": "breast-cancer", "noise": 0.5},
+                         {"mu": 0.01}, 0) == "compare-hyper-cleaning-breast-cancer-p0.5-seed0"
+    assert compare._stem("hyper-cleaning", {"mu": 0.4, "dataset": "/data/australian_scale.svm", "noise": 0.25},
+                         {"mu": 0.01}, 3) == "compare-hyper-cleaning-australian_scale-p0.25-mu0.4-seed3"

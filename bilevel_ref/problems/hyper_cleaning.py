@@ -62,6 +62,7 @@ from ._logistic import (
     as_features,
     d2sigmoid,
     dsigmoid,
+    is_sparse,
     lambda_max_gram,
     sigmoid,
     softmax,
@@ -190,7 +191,9 @@ class HyperCleaning(BilevelProblem):
             K = check_int(n_classes, "n_classes", minimum=2)
             self.train, self.val = SoftmaxLoss(X_train, y_train, K), SoftmaxLoss(X_val, y_val, K)
         self.loss, self.n_classes = loss, K
-        self.mu = check_positive(0.01 if loss == "binary" and mu is None else 0.4 if mu is None else mu, "mu")
+        if mu is None:
+            mu = 0.01 if loss == "binary" else 0.4
+        self.mu = check_positive(mu, "mu")
         self.weights = _SigmoidWeights(n) if weight == "sigmoid" else _SoftmaxWeights(n)
         self.weight = weight
         self.dx, self.dy = n, self.train.dim
@@ -312,7 +315,7 @@ class HyperCleaning(BilevelProblem):
             self._lam_val = lambda_max_gram(self.val.X)
         c = self.train.curvature_bound
         X = self.train.X
-        row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel() if hasattr(X, "multiply") else np.sum(X * X, axis=1)
+        row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel() if is_sparse(X) else np.sum(X * X, axis=1)
         if self.weight == "sigmoid":
             L_g = c * self._lam_train / self.dx + self.mu
         else:

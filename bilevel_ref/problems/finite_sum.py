@@ -156,6 +156,25 @@ def _factored_grad(Fy, Fx, idx, x, y, gx, gy):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
+def _factored_grad_block(Fa, Fb, idx, va, vb, out):  # pragma: no cover - compiled
+    """One gradient block: out = Σ a0(a0·va) + a1(b1·vb) + a2 with a = Fa[i], b = Fb[i].
+
+    (Fa, Fb, va, vb) = (Fy, Fx, y, x) gives ∇_y h, (Fx, Fy, x, y) gives ∇_x h.
+    """
+    n = Fa.shape[0]
+    out[:] = 0.0
+    for k in range(idx.shape[0]):
+        i = _wrap(idx[k], n)
+        if i < 0 or i >= n:
+            return k
+        a0, a1, a2 = Fa[i, 0], Fa[i, 1], Fa[i, 2]
+        s0, s1 = _dot(a0, va), _dot(Fb[i, 1], vb)
+        for r in range(out.shape[0]):
+            out[r] += s0 * a0[r] + s1 * a1[r] + a2[r]
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
 def _factored_fused(Fy, Fx, idx, x, y, v, gy, hv, jv):  # pragma: no cover - compiled
     """gy = Σ z(z·y) + e(c·x) + l^y,  hv = Σ z(z·v),  jv = Σ c(e·v): one read of each sample."""
     n = Fy.shape[0]
@@ -308,6 +327,13 @@ class QuadraticSamples:
         """``(∇_x h, ∇_y h)`` over ``idx``."""
         raise NotImplementedError
 
+    def grad_block(self, block, x, y, idx):
+        """One block of the gradient, ``∇_x h`` (``block="x"``) or ``∇_y h`` (``"y"``), over ``idx``.
+
+        Reads only that block's data (dense: 2 of the 3 tensors).
+        """
+        raise NotImplementedError
+
     def fused(self, x, y, v, idx):
         """``(∇_y h, ∇²_yy h·v, ∇²_xy h·v)`` over ``idx``, one pass over the data."""
         raise NotImplementedError
@@ -363,6 +389,16 @@ class _FactoredSamples(QuadraticSamples):
         gx /= m
         gy /= m
         return gx, gy
+
+    def grad_block(self, block, x, y, idx):
+        if block == "y":
+            fa, fb, va, vb = self.Fy, self.Fx, y, x
+        else:
+            fa, fb, va, vb = self.Fx, self.Fy, x, y
+        out = np.empty(fa.shape[2], dtype=np.result_type(self.dtype, x, y))
+        _check(_factored_grad_block(fa, fb, idx, va, vb, out), idx, self.n)
+        out /= idx.shape[0]
+        return out
 
     def fused(self, x, y, v, idx):
         dt = np.result_type(self.dtype, x, y, v)
@@ -436,6 +472,13 @@ class _DenseSamples(QuadraticSamples):
         gy = syy @ y + x @ sxy + self.ly[idx].sum(axis=0)
         gx = sxx @ x + sxy @ y + self.lx[idx].sum(axis=0)
         return gx / m, gy / m
+
+    def grad_block(self, block, x, y, idx):
+        m = idx.shape[0]
+        sxy = self._sum(self.hxy, idx)
+        if block == "y":
+            return (self._sum(self.hyy, idx) @ y + x @ sxy + self.ly[idx].sum(axis=0)) / m
+        return (self._sum(self.hxx, idx) @ x + sxy @ y + self.lx[idx].sum(axis=0)) / m
 
     def fused(self, x, y, v, idx):
         m = idx.shape[0]
@@ -561,6 +604,21 @@ class FiniteSumQuadratic(BilevelProblem):
             return self.mean.grad_g(x, y)
         return self.lower.grad(x, y, self._sel(batch, "lower"))
 
+    # One gradient block at the cost of that block only.  Not yet protocol oracles:
+    # OracleCounter does not count them (proposed change), so methods must not call
+    # them until it does.
+    def grad_x_g(self, x, y, batch=None):
+        """``∇_x g`` alone (dense: reads B_i and C_i only)."""
+        if batch is None:
+            return self.mean.grad_g(x, y)[0]
+        return self.lower.grad_block("x", x, y, self._sel(batch, "lower"))
+
+    def grad_y_g(self, x, y, batch=None):
+        """``∇_y g`` alone (dense: reads A_i and C_i only)."""
+        if batch is None:
+            return self.mean.grad_g(x, y)[1]
+        return self.lower.grad_block("y", x, y, self._sel(batch, "lower"))
+
     def hess_g(self, x, y, batch=None):
         if batch is None:
             return self.mean.hess_g(x, y)
@@ -603,6 +661,18 @@ class FiniteSumQuadratic(BilevelProblem):
         if batch is None:
             return self.mean.grad_f(x, y)
         return self.upper.grad(x, y, self._sel(batch, "upper"))
+
+    def grad_x_f(self, x, y, batch=None):
+        """``∇_x f`` alone (dense: reads P_j and R_j only)."""
+        if batch is None:
+            return self.mean.grad_f(x, y)[0]
+        return self.upper.grad_block("x", x, y, self._sel(batch, "upper"))
+
+    def grad_y_f(self, x, y, batch=None):
+        """``∇_y f`` alone (dense: reads S_j and R_j only)."""
+        if batch is None:
+            return self.mean.grad_f(x, y)[1]
+        return self.upper.grad_block("y", x, y, self._sel(batch, "upper"))
 
     def hess_f(self, x, y, batch=None):
         if batch is None:

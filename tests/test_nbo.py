@@ -133,6 +133,15 @@ def test_gd_T0_old_equals_soba_bit_for_bit(quad, logistic):
         assert a.oracle_calls == b.oracle_calls
 
 
+def test_sqrt_schedule_damps_like_soba(quad):
+    # T = 0, eval_at="old": y, u, x steps scaled by 1/sqrt(k+1), as SOBA's benchopt schedule
+    a = minimize(quad, "soba", np.ones(5), options={"step_size": 0.5, "outer_ratio": 5.0, "maxiter": 50})
+    b = minimize(quad, "nbo", np.ones(5), options={"T": 0, "eval_at": "old", "beta": 0.5, "alpha": 0.1,
+                                                   "schedule": "sqrt", "maxiter": 50})
+    np.testing.assert_allclose(b.x, a.x, rtol=1e-12)
+    np.testing.assert_allclose(b.y, a.y, rtol=1e-12)
+
+
 @pytest.mark.parametrize("T", [0, 1, 3])
 @pytest.mark.parametrize("eval_at", ["new", "old"])
 def test_counts_gd(quad, T, eval_at):

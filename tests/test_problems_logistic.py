@@ -101,3 +101,18 @@ def test_dense_limit_raises_not_implemented(rng):
     m = SoftmaxLoss(rng.standard_normal((4, 10)), [0, 1, 2, 0], 3)
     with pytest.raises(NotImplementedError, match="max_dense"):
         m.weighted_hess(np.zeros(30), np.ones(4), max_dense=100)
+
+
+def test_batch_validation():
+    from bilevel_ref.problems._logistic import as_rows
+    from bilevel_ref.problems.hyper_cleaning import make_hyper_cleaning
+
+    assert as_rows(None) is None
+    np.testing.assert_array_equal(as_rows([3, 1]), [3, 1])
+    with pytest.raises(ValueError, match="empty"):
+        as_rows([])
+    with pytest.raises(TypeError, match="batch"):
+        as_rows([0.5, 1.0])
+    p = make_hyper_cleaning(10, 5, 3, seed=0)
+    with pytest.raises(ValueError, match="batch"):
+        p.grad_g(np.zeros(10), np.zeros(3), batch=np.array([], dtype=int))

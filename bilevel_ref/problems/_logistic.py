@@ -40,7 +40,7 @@ from scipy.special import expit, logsumexp
 
 __all__ = [
     "softplus", "sigmoid", "dsigmoid", "d2sigmoid", "softmax", "softmax_hvp_rows",
-    "as_features", "is_sparse", "take_rows", "matvec", "rmatvec", "weighted_gram", "lambda_max_gram",
+    "as_features", "as_rows", "is_sparse", "take_rows", "matvec", "rmatvec", "weighted_gram", "lambda_max_gram",
     "as_pm1", "BinaryLogisticLoss", "SoftmaxLoss", "DEFAULT_MAX_DENSE",
 ]
 
@@ -108,6 +108,19 @@ def as_features(X, name):
     if not np.all(np.isfinite(X)):
         raise ValueError(f"{name} must contain only finite values")
     return X
+
+
+def as_rows(batch):
+    """``None`` (all samples) or a non-empty 1-D integer index array (a minibatch)."""
+    if batch is None:
+        return None
+    rows = np.asarray(batch)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise TypeError(f"batch must be None or a 1-D integer index array, got dtype {rows.dtype}, "
+                        f"shape {rows.shape}")
+    if rows.size == 0:
+        raise ValueError("batch must not be empty")
+    return rows.astype(np.intp, copy=False)
 
 
 def take_rows(X, rows):

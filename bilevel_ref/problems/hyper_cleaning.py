@@ -60,6 +60,7 @@ from ._logistic import (
     SoftmaxLoss,
     _check_dense_size,
     as_features,
+    as_rows,
     d2sigmoid,
     dsigmoid,
     is_sparse,
@@ -222,40 +223,36 @@ class HyperCleaning(BilevelProblem):
         w = self.weights.value(x)
         return w if rows is None else w[rows] * (self.dx / len(rows))
 
-    @staticmethod
-    def _rows(batch):
-        return None if batch is None else np.asarray(batch, dtype=np.intp)
-
     # -- g ------------------------------------------------------------------
     def g(self, x, y, batch=None):
-        rows = self._rows(batch)
+        rows = as_rows(batch)
         return float(self._batch_weights(x, rows) @ self.train.losses(y, rows) + 0.5 * self.mu * (y @ y))
 
     def grad_g(self, x, y, batch=None):
-        rows = self._rows(batch)
+        rows = as_rows(batch)
         ell, gy = self.train.losses_and_grad(y, self._batch_weights(x, rows), rows)
         return self.weights.vjp(x, self._scatter(ell, rows)), gy + self.mu * y
 
     def hvp_yy_g(self, x, y, v, batch=None):
-        rows = self._rows(batch)
+        rows = as_rows(batch)
         return self.train.weighted_hvp(y, self._batch_weights(x, rows), v, rows) + self.mu * v
 
     def hvp_xx_g(self, x, y, u, batch=None):
-        rows = self._rows(batch)
+        rows = as_rows(batch)
         return self.weights.hvp(x, self._scatter(self.train.losses(y, rows), rows), u)
 
     def cross_g(self, x, y, v, batch=None):
-        rows = self._rows(batch)
+        rows = as_rows(batch)
         return self.weights.vjp(x, self._scatter(self.train.directional(y, v, rows), rows))
 
     def cross_t_g(self, x, y, u, batch=None):
-        rows = self._rows(batch)
+        rows = as_rows(batch)
         ju = self.weights.jvp(x, u)
         c = ju if rows is None else ju[rows] * (self.dx / len(rows))
         return self.train.weighted_grad(y, c, rows)
 
     def hess_g(self, x, y, batch=None):
-        rows = self._rows(batch)
+        rows = as_rows(batch)
         n = self.dx
         _check_dense_size(n * (n + self.dy), self.max_dense, "Hessian blocks of g (n·(n + dy))")
         ell = self._scatter(self.train.losses(y, rows), rows)
@@ -276,14 +273,14 @@ class HyperCleaning(BilevelProblem):
         return np.full(m, 1.0 / m)
 
     def f(self, x, y, batch=None):
-        return float(np.mean(self.val.losses(y, self._rows(batch))))
+        return float(np.mean(self.val.losses(y, as_rows(batch))))
 
     def grad_f(self, x, y, batch=None):
-        rows = self._rows(batch)
+        rows = as_rows(batch)
         return np.zeros(self.dx), self.val.weighted_grad(y, self._val_weights(rows), rows)
 
     def hvp_yy_f(self, x, y, v, batch=None):
-        rows = self._rows(batch)
+        rows = as_rows(batch)
         return self.val.weighted_hvp(y, self._val_weights(rows), v, rows)
 
     def hvp_xx_f(self, x, y, u, batch=None):
@@ -296,7 +293,7 @@ class HyperCleaning(BilevelProblem):
         return np.zeros(self.dy)
 
     def hess_f(self, x, y, batch=None):
-        rows = self._rows(batch)
+        rows = as_rows(batch)
         _check_dense_size(self.dx * (self.dx + self.dy), self.max_dense, "Hessian blocks of f")
         hyy = self.val.weighted_hess(y, self._val_weights(rows), rows, self.max_dense)
         return np.zeros((self.dx, self.dx)), np.zeros((self.dx, self.dy)), hyy

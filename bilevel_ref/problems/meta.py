@@ -47,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_int, check_positive
-from ._logistic import SoftmaxLoss, softmax, softmax_hvp_rows
+from ._logistic import SoftmaxLoss, as_rows, softmax, softmax_hvp_rows
 from .base import BilevelProblem
 from .catalog import register_problem
 
@@ -150,7 +150,7 @@ class MetaLearningHead(BilevelProblem):
         return y[i * self.head:(i + 1) * self.head].reshape(self.rank, self.n_way)
 
     def _ids(self, batch):
-        return range(self.n_tasks) if batch is None else np.asarray(batch, dtype=np.intp)
+        return range(self.n_tasks) if batch is None else as_rows(batch)
 
     # -- one task --------------------------------------------------------------
     @staticmethod

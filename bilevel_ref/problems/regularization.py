@@ -59,6 +59,7 @@ from ._logistic import (
     SoftmaxLoss,
     _check_dense_size,
     as_features,
+    as_rows,
     is_sparse,
     lambda_max_gram,
 )
@@ -70,10 +71,6 @@ __all__ = [
     "LearnToRegularize", "make_logistic_regularization", "make_multinomial_regularization",
     "make_sparse_regularization",
 ]
-
-
-def _rows(batch):
-    return None if batch is None else np.asarray(batch, dtype=np.intp)
 
 
 class LearnToRegularize(BilevelProblem):
@@ -175,27 +172,27 @@ class LearnToRegularize(BilevelProblem):
 
     # -- values and gradients ------------------------------------------------
     def g(self, x, y, batch=None):
-        rows = _rows(batch)
+        rows = as_rows(batch)
         r = self._r(x)[0]
         return float(np.mean(self.train.losses(y, rows)) + self._scale * r[self._group] @ (y * y))
 
     def f(self, x, y, batch=None):
-        return float(np.mean(self.val.losses(y, _rows(batch))))
+        return float(np.mean(self.val.losses(y, as_rows(batch))))
 
     def grad_g(self, x, y, batch=None):
-        rows = _rows(batch)
+        rows = as_rows(batch)
         r, dr, _ = self._r(x)
         gy = self.train.weighted_grad(y, self._mean_weights(self.train, rows), rows)
         gy = gy + 2.0 * self._scale * r[self._group] * y
         return self._scale * dr * self._sq_by_group(y), gy
 
     def grad_f(self, x, y, batch=None):
-        rows = _rows(batch)
+        rows = as_rows(batch)
         return np.zeros(self.dx), self.val.weighted_grad(y, self._mean_weights(self.val, rows), rows)
 
     # -- matrix-free second order ------------------------------------------
     def hvp_yy_g(self, x, y, v, batch=None):
-        rows = _rows(batch)
+        rows = as_rows(batch)
         r = self._r(x)[0]
         hv = self.train.weighted_hvp(y, self._mean_weights(self.train, rows), v, rows)
         return hv + 2.0 * self._scale * r[self._group] * v
@@ -215,7 +212,7 @@ class LearnToRegularize(BilevelProblem):
         return (self.grad_g(x, y, batch)[1], self.hvp_yy_g(x, y, v, batch), self.cross_g(x, y, v, batch))
 
     def hvp_yy_f(self, x, y, v, batch=None):
-        rows = _rows(batch)
+        rows = as_rows(batch)
         return self.val.weighted_hvp(y, self._mean_weights(self.val, rows), v, rows)
 
     def hvp_xx_f(self, x, y, u, batch=None):
@@ -229,7 +226,7 @@ class LearnToRegularize(BilevelProblem):
 
     # -- dense blocks --------------------------------------------------------
     def hess_g(self, x, y, batch=None):
-        rows = _rows(batch)
+        rows = as_rows(batch)
         _check_dense_size(self.dx * self.dy, self.max_dense, "Hessian block ∇²_xy")
         r, dr, d2r = self._r(x)
         hyy = self.train.weighted_hess(y, self._mean_weights(self.train, rows), rows, self.max_dense)
@@ -240,7 +237,7 @@ class LearnToRegularize(BilevelProblem):
         return hxx, hxy, hyy
 
     def hess_f(self, x, y, batch=None):
-        rows = _rows(batch)
+        rows = as_rows(batch)
         _check_dense_size(self.dx * self.dy, self.max_dense, "Hessian block ∇²_xy")
         hyy = self.val.weighted_hess(y, self._mean_weights(self.val, rows), rows, self.max_dense)
         return np.zeros((self.dx, self.dx)), np.zeros((self.dx, self.dy)), hyy

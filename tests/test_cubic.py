@@ -409,6 +409,22 @@ def test_lanczos_probe_detects_hard_case_without_ghosts(lam1, rest):
         assert res.hard_case and res.model_value == pytest.approx(exact.model_value, rel=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_lanczos_probe_continues_after_invariant_subspace(backend):
+    """g in a 2-dimensional invariant subspace ⟂ q_1: the main recurrence stops at
+    k = 2, the probe must keep going on its own to see λ_1."""
+    rng = np.random.default_rng(12)
+    d = 30
+    H, U = with_spectrum(rng, np.r_[-1.0, 0.5, 1.0, np.linspace(1.5, 3.0, d - 3)])
+    g = 0.1 * U[:, 1] + 0.2 * U[:, 2]
+    exact = solve_cubic(g, H, 1.0)
+    assert exact.hard_case
+    res = solve_cubic(g, H, 1.0, method="lanczos", backend=backend, rng=np.random.default_rng(3))
+    assert res.hard_case and res.model_value == pytest.approx(exact.model_value, rel=1e-12)
+    blind = solve_cubic(g, H, 1.0, method="lanczos", backend=backend, probe=False)
+    assert blind.n_iter == 2 and blind.model_value > exact.model_value + 0.1
+
+
 def test_lanczos_zero_gradient():
     H, U = with_spectrum(np.random.default_rng(2), [-1.0, 0.5, 1.0, 2.0, 3.0])
     res = solve_cubic(np.zeros(5), H, 1.0, method="lanczos")

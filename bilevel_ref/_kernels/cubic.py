@@ -14,7 +14,8 @@
     β_k|e_kᵀh_k|.  A single pass keeps the basis Q_k (k × d), so s = Q_kᵀh costs
     no second Lanczos pass (GLRT regenerates the vectors instead).  Optional
     hard-case probe: a plain Lanczos recurrence from a second start vector
-    alongside, whose smallest Ritz value bounds λ_1(H) from above.
+    alongside, whose smallest Ritz value bounds λ_1(H) from above (stopping
+    rules as in the reference).
 
 Matrix-free solves with a Python callable keep the matvec loop in Python and
 call the jitted ``tridiag_secular``.  Everything compiles lazily on first call
@@ -27,7 +28,7 @@ import math
 import numba
 import numpy as np
 
-from ..linalg.cubic import POLE_REFINE, ritz_min
+from ..linalg.cubic import PROBE_AGREE, PROBE_MIN_STEPS, POLE_REFINE, ritz_min
 from .lazy import secular_eig
 from ..linalg.cubic import tridiag_secular as _tridiag_secular_py
 
@@ -52,6 +53,27 @@ def refine_on_pole(alpha, beta, k, gamma, sigma, maxiter):
 
 
 @numba.njit(cache=True)
+def _probe_step(H, p, p_prev, alpha_p, beta_p, kp, t_norm):
+    """Twin of ``linalg.cubic._probe_step`` on a dense H."""
+    wp = np.dot(H, p)
+    if kp > 0:
+        wp = wp - beta_p[kp - 1] * p_prev
+    ap = np.dot(p, wp)
+    wp = wp - ap * p
+    bp = math.sqrt(np.dot(wp, wp))
+    alpha_p[kp] = ap
+    beta_p[kp] = bp
+    if bp > 1e-12 * t_norm:
+        return wp / bp, p, True
+    return p, p_prev, False
+
+
+@numba.njit(cache=True)
+def _probe_violates(theta_p, lam):
+    return theta_p < -lam - 1e-10 * max(abs(theta_p), lam)
+
+
+@numba.njit(cache=True)
 def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxiter_secular, probe, with_probe):
     d = g.shape[0]
     gamma = math.sqrt(np.dot(g, g))
@@ -65,11 +87,13 @@ def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxite
     t_norm = 0.0
     converged = False
     n_matvec = 0
-    alpha_p = np.zeros(kmax)
-    beta_p = np.zeros(kmax)
+    alpha_p = np.zeros(d)
+    beta_p = np.zeros(d)
     p = probe / math.sqrt(np.dot(probe, probe))
     p_prev = np.zeros(d)
     kp = 0
+    theta_p = math.inf
+    agree = 0
     probe_active = with_probe
     h = np.zeros(1)
     b = 0.0
@@ -90,23 +114,14 @@ def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxite
         b = math.sqrt(np.dot(w, w))
         beta[k] = b
         t_norm = max(t_norm, abs(a) + b + (beta[k - 1] if k > 0 else 0.0))
-        if probe_active:
-            wp = np.dot(H, p)
-            n_matvec += 1
-            if k > 0:
-                wp = wp - beta_p[k - 1] * p_prev
-            ap = np.dot(p, wp)
-            wp = wp - ap * p
-            bp = math.sqrt(np.dot(wp, wp))
-            alpha_p[k] = ap
-            beta_p[k] = bp
-            kp = k + 1
-            if bp > 1e-12 * t_norm:
-                p_prev = p
-                p = wp / bp
-            else:
-                probe_active = False
         h, lam, theta1, _, _ = tridiag_secular(alpha, beta, k + 1, gamma, sigma, lam, theta1, maxiter_secular)
+        if probe_active:
+            p, p_prev, probe_active = _probe_step(H, p, p_prev, alpha_p, beta_p, kp, t_norm)
+            kp += 1
+            n_matvec += 1
+            theta_p = ritz_min(alpha_p, beta_p, kp, theta_p)
+            agree = agree + 1 if abs(theta_p - theta1) <= PROBE_AGREE * t_norm else 0
+            probe_active = probe_active and agree < 2
         res = b * abs(h[k])
         if res <= max(rtol * gamma, atol) or (arc and res <= theta_arc * np.dot(h, h)):
             converged = True
@@ -120,9 +135,14 @@ def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxite
     if theta1 < 0.0 and lam + theta1 <= POLE_REFINE * t_norm:
         h, lam = refine_on_pole(alpha, beta, kk, gamma, sigma, maxiter_secular)
     s = np.dot(Qk[:kk].T, h)
-    theta_p = math.inf
-    if with_probe:
-        theta_p = ritz_min(alpha_p, beta_p, kp, math.inf)
+    cap = min(d, max(kk, PROBE_MIN_STEPS))
+    while probe_active and kp < cap and not _probe_violates(theta_p, lam):
+        p, p_prev, probe_active = _probe_step(H, p, p_prev, alpha_p, beta_p, kp, t_norm)
+        kp += 1
+        n_matvec += 1
+        theta_p = ritz_min(alpha_p, beta_p, kp, theta_p)
+        agree = agree + 1 if abs(theta_p - theta1) <= PROBE_AGREE * t_norm else 0
+        probe_active = probe_active and agree < 2
     return s, lam, theta1, theta_p, kk, n_matvec, converged, alpha, beta, h, b <= 1e-12 * t_norm
 
 

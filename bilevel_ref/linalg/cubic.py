@@ -581,6 +581,38 @@ def _krylov_summary(alpha, beta, k, gamma, h, sigma):
     return gamma * float(h[0]) + 0.5 * hth + sigma / 3.0 * h_norm**3, float(beta[k - 1] * abs(h[-1]))
 
 
+#: The probe runs at least this many steps (or d) even when the main Lanczos stops
+#: earlier (e.g. g in a small invariant subspace).
+PROBE_MIN_STEPS = 20
+#: Probe and main Krylov spaces "agree" when their smallest Ritz values match to
+#: PROBE_AGREE·‖T‖ on two consecutive steps: both have found the bottom of the spectrum.
+PROBE_AGREE = 1e-10
+
+
+def _probe_step(H, p, p_prev, alpha_p, beta_p, kp, t_norm):
+    """Step ``kp`` of the probe's plain three-term Lanczos recurrence (no reorthogonalisation:
+    only its smallest Ritz value is used, and that is an upper bound on λ_1(H) regardless).
+
+    Returns ``(p_next, p, alive)``; ``alive`` is False once the probe's space is invariant.
+    """
+    wp = _matvec(H, p)
+    if kp > 0:
+        wp = wp - beta_p[kp - 1] * p_prev
+    ap = float(p @ wp)
+    wp = wp - ap * p
+    bp = float(np.linalg.norm(wp))
+    alpha_p[kp] = ap
+    beta_p[kp] = bp
+    if bp > 1e-12 * t_norm:
+        return wp / bp, p, True
+    return p, p_prev, False
+
+
+def probe_violates(theta_p, lam):
+    """True when the probe's Ritz value certifies λ_1(H) ≤ θ_p < −λ, i.e. H + λI ⋡ 0."""
+    return theta_p < -lam - 1e-10 * max(abs(theta_p), lam)
+
+
 def lanczos_cubic(g, H, sigma, *, rtol=1e-10, atol=0.0, maxiter=None, reorth=True,
                   stop="residual", theta=50.0, maxiter_secular=100, probe=None,
                   tridiag=tridiag_secular):
@@ -598,7 +630,10 @@ def lanczos_cubic(g, H, sigma, *, rtol=1e-10, atol=0.0, maxiter=None, reorth=Tru
     g, so the subspace minimiser may have H + λI indefinite.  When ``probe`` is
     a start vector, a plain three-term Lanczos recurrence from it runs
     alongside (one more H·v per step); its smallest Ritz value θ_p ≥ λ_1(H)
-    certifies a violation of H + λI ⪰ 0 when θ_p < −λ.
+    certifies a violation of H + λI ⪰ 0 when θ_p < −λ.  The probe stops early
+    once θ_p and θ_1(T_k) agree to 1e-10‖T‖ on two consecutive steps (both
+    spaces have found the bottom of the spectrum); if the main recurrence stops
+    first it continues alone up to max(k, 20) steps (at most d).
 
     Returns
     -------
@@ -617,14 +652,15 @@ def lanczos_cubic(g, H, sigma, *, rtol=1e-10, atol=0.0, maxiter=None, reorth=Tru
     t_norm = 0.0  # running ‖T‖ estimate for the breakdown test
     converged = False
     n_matvec = 0
-    with_probe = probe is not None
-    if with_probe:
-        alpha_p = np.zeros(kmax)
-        beta_p = np.zeros(kmax)
+    probe_active = probe is not None  # until invariant, agreeing, or capped
+    alpha_p = np.zeros(d)
+    beta_p = np.zeros(d)
+    kp = 0  # probe steps taken
+    theta_p = math.inf
+    agree = 0  # consecutive steps with θ_p ≈ θ_1
+    if probe_active:
         p = probe / float(np.linalg.norm(probe))
         p_prev = np.zeros(d)
-        kp = 0  # probe steps taken
-        probe_active = True  # until the probe's Krylov space is invariant
     for k in range(kmax):
         w = _matvec(H, q)
         n_matvec += 1
@@ -641,23 +677,14 @@ def lanczos_cubic(g, H, sigma, *, rtol=1e-10, atol=0.0, maxiter=None, reorth=Tru
         b = float(np.linalg.norm(w))
         beta[k] = b
         t_norm = max(t_norm, abs(a) + b + (beta[k - 1] if k > 0 else 0.0))
-        if with_probe and probe_active:
-            wp = _matvec(H, p)
-            n_matvec += 1
-            if k > 0:
-                wp = wp - beta_p[k - 1] * p_prev
-            ap = float(p @ wp)
-            wp = wp - ap * p
-            bp = float(np.linalg.norm(wp))
-            alpha_p[k] = ap
-            beta_p[k] = bp
-            kp = k + 1
-            if bp > 1e-12 * t_norm:
-                p_prev = p
-                p = wp / bp
-            else:
-                probe_active = False
         h, lam, theta1, _, _ = tridiag(alpha, beta, k + 1, gamma, sigma, lam, theta1, maxiter_secular)
+        if probe_active:
+            p, p_prev, probe_active = _probe_step(H, p, p_prev, alpha_p, beta_p, kp, t_norm)
+            kp += 1
+            n_matvec += 1
+            theta_p = ritz_min(alpha_p, beta_p, kp, theta_p)
+            agree = agree + 1 if abs(theta_p - theta1) <= PROBE_AGREE * t_norm else 0
+            probe_active = probe_active and agree < 2
         res = b * abs(h[k])
         if res <= max(rtol * gamma, atol) or (stop == "arc" and res <= theta * float(h @ h)):
             converged = True
@@ -673,7 +700,16 @@ def lanczos_cubic(g, H, sigma, *, rtol=1e-10, atol=0.0, maxiter=None, reorth=Tru
     model, grad_norm = _krylov_summary(alpha, beta, kk, gamma, h, sigma)
     if b <= 1e-12 * t_norm:
         grad_norm = 0.0
-    theta_p = ritz_min(alpha_p, beta_p, kp) if with_probe else math.inf
+    # The main space stopped first (e.g. an invariant subspace of g): let the probe
+    # run alone until it certifies a violation, agrees with θ_1, or reaches its cap.
+    cap = min(d, max(kk, PROBE_MIN_STEPS))
+    while probe_active and kp < cap and not probe_violates(theta_p, lam):
+        p, p_prev, probe_active = _probe_step(H, p, p_prev, alpha_p, beta_p, kp, t_norm)
+        kp += 1
+        n_matvec += 1
+        theta_p = ritz_min(alpha_p, beta_p, kp, theta_p)
+        agree = agree + 1 if abs(theta_p - theta1) <= PROBE_AGREE * t_norm else 0
+        probe_active = probe_active and agree < 2
     return Qk[:kk].T @ h, lam, theta1, theta_p, kk, n_matvec, converged, model, grad_norm
 
 
@@ -1048,8 +1084,7 @@ def _solve_lanczos(g, H, dense, M, backend, rng, opts):
             s, lam, theta1, theta_p, k, n_mv, converged, model, grad_norm = _lanczos_run(
                 g_run, H, dense, sigma, backend, opts, probe)
             on_pole = theta1 < 0.0 and lam + theta1 <= 1e-8 * lam
-            violated = theta_p < -lam - 1e-10 * max(abs(theta_p), lam)
-            suspect = on_pole or violated
+            suspect = on_pole or probe_violates(theta_p, lam)
         detected = detected or suspect
         n_matvec += n_mv
         if mode == "ignore" or not suspect or attempt == 1:

@@ -68,7 +68,9 @@ def plot_compare(record, path, metrics=None):
                 xs = np.asarray(curve[xkey], dtype=float)
                 ys = np.asarray(curve[metric], dtype=float)
                 if xkey == "time":
-                    xs = np.maximum(xs, 1e-4)
+                    # log-scaled time axis: the starting point (t = 0) is left out
+                    keep = xs > 0
+                    xs, ys = xs[keep], ys[keep]
                 ax.plot(xs, ys, label=method, marker="." if len(xs) < 30 else None, lw=1.4)
             ax.set_xlabel("oracle calls (gradients, Hessian builds, products: 1 each)"
                           if xkey == "calls" else "wall time [s]")

@@ -74,6 +74,21 @@ def test_minibatch_all_ids_equal_full_and_single_samples_average(case, rng):
     np.testing.assert_allclose(p.grad_f(x, y, batch=vid)[1], p.grad_f(x, y)[1], rtol=1e-12, atol=1e-14)
 
 
+def test_fused_g_equals_separate_oracles(case, rng):
+    p, x, y = case
+    v = rng.standard_normal(p.dy)
+    for batch in (None, np.array([1, 4, 4, 7])):
+        want = (p.grad_g(x, y, batch=batch)[1], p.hvp_yy_g(x, y, v, batch=batch), p.cross_g(x, y, v, batch=batch))
+        for a, b in zip(p.fused_g(x, y, v, batch=batch), want):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_missing_closed_forms_name_the_problem():
+    p = make_hyper_cleaning(6, 4, 2, seed=0)
+    with pytest.raises(NotImplementedError, match="hyper-cleaning"):
+        p.y_star(np.zeros(6))
+
+
 def test_binary_sigmoid_formulas_of_the_spec(rng):
     p = make_hyper_cleaning(15, 8, 4, seed=5)
     x, y = rng.standard_normal(15), rng.standard_normal(4)

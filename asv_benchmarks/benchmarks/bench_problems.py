@@ -47,6 +47,16 @@ class HyperCleaningOracles:
     def time_grad_g_minibatch_64(self, dataset):
         self.problem.grad_g(self.x, self.y, batch=np.arange(64))
 
+    def time_fused_g_minibatch_64(self, dataset):
+        self.problem.fused_g(self.x, self.y, self.v, batch=np.arange(64))
+
+    def time_separate_g_minibatch_64(self, dataset):
+        # the three oracles fused_g replaces (SOBA's per-iteration lower-level work)
+        batch = np.arange(64)
+        self.problem.grad_g(self.x, self.y, batch=batch)
+        self.problem.hvp_yy_g(self.x, self.y, self.v, batch=batch)
+        self.problem.cross_g(self.x, self.y, self.v, batch=batch)
+
 
 class RegularizationOracles:
     """Learn-to-regularize: dense binary (n = 5000, d = 100) and dense multinomial (d = 100, K = 10)."""

@@ -236,6 +236,15 @@ class BinaryLogisticLoss:
         Xr, _, z = self._margins(y, rows)
         return rmatvec(Xr, c * expit(z) * expit(-z) * matvec(Xr, v))
 
+    def fused(self, y, c, v, rows=None):
+        """``(Σ c_i ∇ℓ_i, Σ c_i ∇²ℓ_i v, q)`` with ``q_i = ⟨∇ℓ_i, v⟩``, reading the rows once."""
+        Xr, b, z = self._margins(y, rows)
+        s_minus = expit(-z)
+        Xv = matvec(Xr, v)
+        grad = rmatvec(Xr, -c * b * s_minus)
+        hvp = rmatvec(Xr, c * expit(z) * s_minus * Xv)
+        return grad, hvp, -b * s_minus * Xv
+
     def weighted_hess(self, y, c, rows=None, max_dense=DEFAULT_MAX_DENSE):
         """Dense ``Σ_i c_i ∇²ℓ_i(y)`` (d × d)."""
         _check_dense_size(self.d * self.d, max_dense, "Hessian block ∇²_yy")
@@ -324,6 +333,17 @@ class SoftmaxLoss:
         Xr, _, logits = self._forward(y, rows)
         R = softmax_hvp_rows(softmax(logits), matvec(Xr, v.reshape(self.d, self.K)))
         return rmatvec(Xr, c[:, None] * R).ravel()
+
+    def fused(self, y, c, v, rows=None):
+        """``(Σ c_i ∇CE_i, Σ c_i ∇²CE_i[V], q)`` with ``q_i = ⟨∇CE_i, V⟩``, one forward pass."""
+        Xr, lab, logits = self._forward(y, rows)
+        P = softmax(logits)
+        res = P.copy()
+        res[np.arange(len(lab)), lab] -= 1.0
+        U = matvec(Xr, v.reshape(self.d, self.K))
+        grad = rmatvec(Xr, c[:, None] * res).ravel()
+        hvp = rmatvec(Xr, c[:, None] * softmax_hvp_rows(P, U)).ravel()
+        return grad, hvp, np.sum(U * res, axis=1)
 
     def weighted_hess(self, y, c, rows=None, max_dense=DEFAULT_MAX_DENSE):
         r"""Dense ``Σ_i c_i (a_i a_iᵀ) ⊗ (diag(p_i) − p_i p_iᵀ)`` of size dK × dK."""

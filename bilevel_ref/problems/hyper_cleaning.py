@@ -251,6 +251,12 @@ class HyperCleaning(BilevelProblem):
         c = ju if rows is None else ju[rows] * (self.dx / len(rows))
         return self.train.weighted_grad(y, c, rows)
 
+    def fused_g(self, x, y, v, batch=None):
+        """``(∇_y g, ∇²_yy g·v, ∇²_xy g·v)`` from one pass over the batch's rows."""
+        rows = as_rows(batch)
+        gy, hv, q = self.train.fused(y, self._batch_weights(x, rows), v, rows)
+        return gy + self.mu * y, hv + self.mu * v, self.weights.vjp(x, self._scatter(q, rows))
+
     def hess_g(self, x, y, batch=None):
         rows = as_rows(batch)
         n = self.dx

@@ -209,7 +209,13 @@ class LearnToRegularize(BilevelProblem):
         return 2.0 * self._scale * (dr * u)[self._group] * y
 
     def fused_g(self, x, y, v, batch=None):
-        return (self.grad_g(x, y, batch)[1], self.hvp_yy_g(x, y, v, batch), self.cross_g(x, y, v, batch))
+        """``(∇_y g, ∇²_yy g·v, ∇²_xy g·v)`` from one pass over the batch's rows."""
+        rows = as_rows(batch)
+        r, dr, _ = self._r(x)
+        gy, hv, _ = self.train.fused(y, self._mean_weights(self.train, rows), v, rows)
+        pen = 2.0 * self._scale * r[self._group]
+        cross = 2.0 * self._scale * dr * np.bincount(self._group, weights=y * v, minlength=self.dx)
+        return gy + pen * y, hv + pen * v, cross
 
     def hvp_yy_f(self, x, y, v, batch=None):
         rows = as_rows(batch)

@@ -214,4 +214,45 @@ def test_bad_options(quad, method, options, error, match):
 
 def test_alias_and_registry():
     assert br.get_method("f2sa-p") is br.get_method("f2sa_p")
-    assert {"f2sa", "f2sa_p", "f2ba"} <= set(br.methods())
+    assert {"f2sa", "f2sa_p", "f2ba", "accf2ba"} <= set(br.methods())
+
+
+# ---------------------------------------------------------------------------
+# AccF2BA
+# ---------------------------------------------------------------------------
+ACC = {"lam": 1e3, "inner_steps": 20, "step_x": 0.3}
+
+
+def test_accf2ba_without_momentum_is_f2ba_with_agd(quad):
+    a = br.minimize(quad, "accf2ba", np.zeros(quad.dx), options={**ACC, "momentum": 0.0, "maxiter": 30})
+    b = br.minimize(quad, "f2ba", np.zeros(quad.dx), options={**ACC, "inner": "agd", "maxiter": 30})
+    np.testing.assert_array_equal(a.x, b.x)
+
+
+def test_accf2ba_restarting_every_step_is_f2ba_with_step_one_plus_theta(quad):
+    # restart after each step: m = Φ_t then zero, so x_{t+1} = x_t − η(1 + θ)Φ_t
+    theta = 0.4
+    a = br.minimize(quad, "accf2ba", np.zeros(quad.dx),
+                    options={**ACC, "momentum": theta, "B": 1e-150, "B0": 1e-150, "maxiter": 30})
+    assert np.all(a.history["restart"][1:] == 1)
+    b = br.minimize(quad, "f2ba", np.zeros(quad.dx),
+                    options={**ACC, "inner": "agd", "step_x": ACC["step_x"] * (1 + theta), "maxiter": 30})
+    np.testing.assert_allclose(a.x, b.x, rtol=1e-12, atol=1e-13)
+
+
+def test_accf2ba_reaches_penalty_stationarity(quad):
+    res = br.minimize(quad, "accf2ba", np.zeros(quad.dx),
+                      options={**ACC, "maxiter": 300, "gtol": 0.0, "budget": {"total": 20_000}})
+    assert res.status == 1, res.message
+    # exact ∇L*_λ of the quadratic (Danskin on the closed-form y*_λ, y*)
+    assert np.linalg.norm(quad.grad_penalty(res.x, ACC["lam"])) <= 1e-8
+    K = ACC["inner_steps"]
+    assert (per_iteration(res, "grad_f") == K + 1).all()
+    assert (per_iteration(res, "grad_g") == 2 * K + 2).all()
+
+
+def test_agd_inner_needs_large_enough_lambda(quad):
+    bound = 2 * quad.constants()["L_f"] / quad.mu_g
+    for method, extra in (("accf2ba", {}), ("f2ba", {"inner": "agd"})):
+        with pytest.raises(ValueError, match=r"options\['lam'\]=.* is too small for inner='agd'"):
+            br.minimize(quad, method, np.zeros(quad.dx), options={"lam": 0.5 * bound, **extra})

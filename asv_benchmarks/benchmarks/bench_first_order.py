@@ -29,6 +29,7 @@ METHODS = {
     "f2sa_p2": ("f2sa_p", {"p": 2, "step_y": 1.0}),
     "f2sa_p5": ("f2sa_p", {"p": 5, "step_y": 1.0}),
     "f2ba": ("f2ba", {"step_y": 1.0}),
+    "accf2ba": ("accf2ba", {"L_g": 1.0, "mu_g": 0.1, "L_f": 2.0, "lam": 100.0}),
 }
 
 

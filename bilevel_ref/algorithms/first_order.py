@@ -41,8 +41,20 @@ loops are independent, so they run one after the other).  Per iteration:
     x_{t+1} &= x_t - \eta\big(\nabla_x f(x_t, y) + \lambda(\nabla_x g(x_t, y) - \nabla_x g(x_t, z))\big)
 
 (``inner="agd"``: both inner loops by Nesterov AGD,
-:func:`~bilevel_ref.hypergrad.penalty.penalty_inner_solve`, the inner loop of
-AccF2BA).  Per iteration: ``grad_f`` K + 1, ``grad_g`` 2K + 2.
+:func:`~bilevel_ref.hypergrad.penalty.penalty_inner_solve`, which assumes the
+strong convexity λμ/2 of f + λg, i.e. λ ≥ 2L_f/μ_g).  Per iteration: ``grad_f``
+K + 1, ``grad_g`` 2K + 2.
+
+**AccF2BA** (same paper): AGD inner loops and Nesterov momentum on x with
+restarts, in the reference code's (PyTorch SGD) form with momentum θ:
+
+.. math::
+
+    m \leftarrow \theta m + \Phi_t,\qquad x_{t+1} = x_t - \eta(\Phi_t + \theta m);
+    \quad c \leftarrow c + 1,\ S \leftarrow S + \|x_{t+1} - x_t\|^2;
+    \quad \text{if } cS > \max(B, B_0)^2:\ m, c, S \leftarrow 0,\ B \leftarrow 0.99B.
+
+Same counts as F2BA.
 
 References
 ----------
@@ -64,7 +76,7 @@ from ..linalg.agd import agd, gd
 from ._common import lower_constants, problem_constant
 from .hypergradient import MinibatchSolver
 
-__all__ = ["F2SAp", "F2SA", "F2BA"]
+__all__ = ["F2SAp", "F2SA", "F2BA", "AccF2BA"]
 
 _L_G = Option.real(None, "Smoothness of g in y (default: problem.constants()).", low=0, allow_none=True)
 _MU_G = Option.real(None, "Strong convexity of g in y (default: problem.constants()).", low=0,
@@ -242,13 +254,18 @@ class F2BA(MinibatchSolver):
         if o.inner == "agd":
             self.L_g, self.mu_g = lower_constants(p, o)
             self.L_f = problem_constant(p, o, "L_f", "L_f", what="smoothness of f")
+            if o.lam < 2.0 * self.L_f / self.mu_g:
+                raise ValueError(
+                    f"options['lam']={o.lam} is too small for inner='agd': AGD on f + λg assumes "
+                    f"strong convexity λμ_g/2, which needs lam >= 2·L_f/mu_g = {2 * self.L_f / self.mu_g:.4g}")
         self.step_y = o.step_y if o.step_y is not None else 1.0 / problem_constant(
             p, o, "L_g", "L_g", what="smoothness of g in y")
         self.y_lam = self.y.copy()   # ≈ y*_λ(x), minimiser of f/λ + g
         self.z = self.y.copy()       # ≈ y*(x), reported as y
 
-    def step(self, t):
-        p, o, x, lam = self.problem, self.opts, self.x, self.opts.lam
+    def penalty_step(self, x):
+        """Warm-started inner loops at x, then Φ = ∇_x f(x, y_λ) + λ(∇_x g(x, y_λ) − ∇_x g(x, z))."""
+        p, o, lam = self.problem, self.opts, self.opts.lam
         if o.z_reset:
             self.z = self.y_lam.copy()
         if o.inner == "agd":
@@ -258,7 +275,47 @@ class F2BA(MinibatchSolver):
             self.y_lam = gd(lambda y: p.grad_f(x, y)[1] / lam + p.grad_g(x, y)[1],
                             self.y_lam, self.step_y, o.inner_steps).y
             self.z = gd(lambda z: p.grad_g(x, z)[1], self.z, self.step_y, o.inner_steps).y
-        d = penalty_gradient(p, x, self.y_lam, self.z, lam).d
-        self.x = x - o.step_x * d
         self.y = self.z
+        return penalty_gradient(p, x, self.y_lam, self.z, lam).d
+
+    def step(self, t):
+        d = self.penalty_step(self.x)
+        self.x = self.x - self.opts.step_x * d
         return {"grad_est": float(np.linalg.norm(d))}
+
+
+@register
+class AccF2BA(F2BA):
+    """AccF2BA: F2BA with AGD inner loops and restarted Nesterov momentum on x."""
+
+    name = "accf2ba"
+    options = {
+        "inner": Option.choice("agd", ("gd", "agd"), "Inner solver (AccF2BA: AGD; needs mu_g, L_f and "
+                               "λ >= 2 L_f/mu_g)."),
+        "lam": Option.real(100.0, "Penalty multiplier λ (bias O(1/λ); AGD needs λ >= 2 L_f/mu_g).", low=0),
+        "momentum": Option.real(0.5, "Momentum θ on x (the reference code: 0.5 works, 0.9 does not).",
+                                low=0, high=1, strict=False),
+        "B": Option.real(10.0, "Restart threshold B: restart when c·Σ‖x_{t+1} − x_t‖² > max(B, B0)².",
+                         low=0),
+        "B0": Option.real(0.1, "Floor B0 of the restart threshold.", low=0),
+        "B_decay": Option.real(0.99, "Factor applied to B at every restart.", low=0, high=1),
+    }
+
+    def setup(self):
+        super().setup()
+        self.m = np.zeros(self.problem.dx)
+        self.B, self.count, self.moved = self.opts.B, 0, 0.0
+
+    def step(self, t):
+        o, x = self.opts, self.x
+        d = self.penalty_step(x)
+        self.m = o.momentum * self.m + d
+        self.x = x - o.step_x * (d + o.momentum * self.m)
+        self.count += 1
+        self.moved += float(np.sum((self.x - x) ** 2))
+        restart = self.count * self.moved > max(self.B, o.B0) ** 2
+        if restart:
+            # Li & Lin's restart: drop the momentum once the iterates have travelled far enough
+            self.m = np.zeros_like(self.m)
+            self.count, self.moved, self.B = 0, 0.0, o.B_decay * self.B
+        return {"grad_est": float(np.linalg.norm(d)), "restart": int(restart)}

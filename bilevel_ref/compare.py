@@ -126,15 +126,16 @@ class _Recorder:
             out["phi"] = float(self.problem.phi(x))
         return out
 
-    def record(self, x, y, nit, calls, force=False):
+    def record(self, x, y, nit, calls, force=False, elapsed=None):
+        """Evaluate and store the metrics at a checkpoint (or remember the point for :meth:`finish`)."""
         now = time.perf_counter()
+        if elapsed is None:
+            elapsed = now - self.t0 - self.overhead
         if not force and calls < self.next_mark:
-            self.last = (x.copy(), y.copy(), nit, calls, now - self.t0 - self.overhead)
+            self.last = (x.copy(), y.copy(), nit, calls, elapsed)
             return
         self.last = None
-        elapsed = now - self.t0 - self.overhead
-        m = self.metrics(x, y)
-        for key, val in m.items():
+        for key, val in self.metrics(x, y).items():
             self.curve.setdefault(key, [np.nan] * len(self.curve["calls"])).append(val)
         self.curve["calls"].append(int(calls))
         self.curve["time"].append(float(elapsed))
@@ -152,11 +153,12 @@ class _Recorder:
         return False
 
     def finish(self):
-        """Record the last iterate if it fell between checkpoints; wall time of the run."""
+        """Record the last iterate if it fell between checkpoints; return the run's wall time."""
+        wall = time.perf_counter() - self.t0 - self.overhead
         if self.last is not None:
-            x, y, nit, calls, _ = self.last
-            self.record(x, y, nit, calls, force=True)
-        return time.perf_counter() - self.t0 - self.overhead
+            x, y, nit, calls, elapsed = self.last
+            self.record(x, y, nit, calls, force=True, elapsed=elapsed)
+        return wall
 
 
 def _method_options(problem_name, cls, user):

@@ -203,7 +203,7 @@ def test_avg_warm_start_averages_same_side_iterates(quad):
     ("f2sa", {"step_size": 0.0}, ValueError, r"options\['step_size'\] must be > 0"),
     ("f2sa", {"inner_steps": 0}, ValueError, r"options\['inner_steps'\] must be >= 1"),
     ("f2ba", {"lam": -1.0}, ValueError, r"options\['lam'\] must be > 0"),
-    ("f2ba", {"batch_size": 8}, ValueError, "F2BA is deterministic"),
+    ("f2ba", {"batch_size": 8}, ValueError, "unknown option"),
     ("f2ba", {"inner_steps": 0}, ValueError, r"options\['inner_steps'\] must be >= 1"),
     ("f2ba", {"tau": 0.1}, ValueError, "unknown option"),
 ])

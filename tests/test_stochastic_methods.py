@@ -164,6 +164,10 @@ def test_counts_mrbo_vrbo(small_logistic):
     assert counts["cross_g"] == [2 * n + r for r in refresh]
     assert counts["hvp_yy_g"] == [2 * n * Q + r * Q for r in refresh]
     assert counts["samples"] == [n * b * (Q + 2)] * 4
+    large = 50  # refresh on a large minibatch instead of the full objectives
+    res = br.minimize(small_logistic, "vrbo", x0, options={"neumann_steps": Q, "n_inner": n, "period": P,
+                                                          "batch_size": b, "large_batch": large, "maxiter": 4})
+    assert per_iteration(res)["samples"] == [n * b * (Q + 2) + r * large * (Q + 2) for r in refresh]
 
 
 # ---------------------------------------------------------------------------
@@ -269,6 +273,7 @@ def test_minibatches_need_a_stochastic_problem(quad, method):
     ("mrbo", {"eta": -1.0}, r"options\['eta'\] must be > 0"),
     ("vrbo", {"n_inner": 0}, r"options\['n_inner'\] must be >= 1"),
     ("vrbo", {"period": 0}, r"options\['period'\] must be >= 1"),
+    ("vrbo", {"large_batch": 100}, r"options\['large_batch'\] needs a stochastic problem"),
     ("aid", {"batch_size": 0}, r"options\['batch_size'\] must be >= 1"),
     ("itd", {"inner_steps": 0}, r"options\['inner_steps'\] must be >= 1"),
 ])

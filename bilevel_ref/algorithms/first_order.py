@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._api import Option, register
+from .._api import Option, Solver, register
 from ..hypergrad.finite_difference import finite_difference_hypergradient, stencil_float
 from ..hypergrad.penalty import penalty_gradient, penalty_inner_solve
 from ..linalg.agd import agd, gd
@@ -223,16 +223,13 @@ class F2SA(MinibatchSolver):
 
 
 @register
-class F2BA(MinibatchSolver):
+class F2BA(Solver):
     """F2BA: deterministic penalty method with fixed λ and warm-started inner loops."""
 
     name = "f2ba"
-    stochastic = False
     requires = ("grad_f", "grad_g")
     default_maxiter = 1000
     options = {
-        "batch_size": Option.integer(None, "Not used: F2BA is deterministic (must be None).", low=1,
-                                     allow_none=True),
         "inner_steps": Option.integer(10, "Inner steps K on y and on z per outer iteration.", low=1),
         "lam": Option.real(10.0, "Penalty multiplier λ (bias of ∇L*_λ − ∇φ is O(1/λ)).", low=0),
         "step_y": Option.real(None, "Inner GD step τ (default 1/L_g).", low=0, allow_none=True),
@@ -243,11 +240,6 @@ class F2BA(MinibatchSolver):
                                "(AccF2BA's inner loop; needs mu_g, L_f and λ >= 2 L_f/mu_g)."),
         "L_g": _L_G, "mu_g": _MU_G, "L_f": _L_F,
     }
-
-    @classmethod
-    def check_options(cls, values):
-        if values["batch_size"] is not None:
-            raise ValueError("options['batch_size'] must be None: F2BA is deterministic (use f2sa or f2sa_p)")
 
     def setup(self):
         o, p = self.opts, self.problem

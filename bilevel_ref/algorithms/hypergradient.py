@@ -375,6 +375,9 @@ class VRBO(_BenchoptSteps):
     def setup(self):
         super().setup()
         o, p = self.opts, self.problem
+        if o.large_batch is not None and not p.provides("sample"):
+            raise ValueError(f"options['large_batch'] needs a stochastic problem (n_lower/n_upper and "
+                             f"sample()); problem {p.name!r} has none")
         if o.period is not None:
             self.period = o.period
         elif o.batch_size is None:

@@ -389,6 +389,15 @@ def test_float32_storage_close_to_float64(point, rng):
     assert _rel(d32.grad_g(x, y, batch=batch)[1], p64.grad_g(x, y, batch=batch)[1]) < 1e-5
 
 
+def test_float32_storage_runs_in_minimize():
+    # minimize keeps float64 iterates (proposed: iterates in problem.dtype); the run must
+    # still follow the float64 reference closely
+    opts = {"batch_size": 16, "maxiter": 100}
+    a = minimize(_problem(dtype="float32"), "soba", np.ones(DX), seed=1, options=opts)
+    b = minimize(_problem(), "soba", np.ones(DX), seed=1, options=opts)
+    assert a.success and _rel(a.x, b.x) < 1e-4
+
+
 def test_user_dense_samples_and_validation(rng):
     n, dy, dx = 30, 4, 3
     a = rng.standard_normal((n, dy, dy))

@@ -137,7 +137,7 @@ def _factored_value(Fy, Fx, idx, x, y):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _factored_grad(Fy, Fx, idx, x, y, gx, gy):  # pragma: no cover - compiled
-    """gy = Σ z(z·y) + e(c·x) + l^y,  gx = Σ w(w·x) + c(e·y) + l^x."""
+    """gy = mean z(z·y) + e(c·x) + l^y,  gx = mean w(w·x) + c(e·y) + l^x."""
     n = Fy.shape[0]
     gx[:] = 0.0
     gy[:] = 0.0
@@ -152,12 +152,14 @@ def _factored_grad(Fy, Fx, idx, x, y, gx, gy):  # pragma: no cover - compiled
             gy[r] += zy * z[r] + cx * e[r] + ly[r]
         for r in range(gx.shape[0]):
             gx[r] += wx * w[r] + ey * c[r] + lx[r]
+    gx /= idx.shape[0]
+    gy /= idx.shape[0]
     return -1
 
 
 @numba.njit(cache=True, nogil=True)
 def _factored_grad_block(Fa, Fb, idx, va, vb, out):  # pragma: no cover - compiled
-    """One gradient block: out = Σ a0(a0·va) + a1(b1·vb) + a2 with a = Fa[i], b = Fb[i].
+    """One gradient block: out = mean a0(a0·va) + a1(b1·vb) + a2 with a = Fa[i], b = Fb[i].
 
     (Fa, Fb, va, vb) = (Fy, Fx, y, x) gives ∇_y h, (Fx, Fy, x, y) gives ∇_x h.
     """
@@ -171,12 +173,13 @@ def _factored_grad_block(Fa, Fb, idx, va, vb, out):  # pragma: no cover - compil
         s0, s1 = _dot(a0, va), _dot(Fb[i, 1], vb)
         for r in range(out.shape[0]):
             out[r] += s0 * a0[r] + s1 * a1[r] + a2[r]
+    out /= idx.shape[0]
     return -1
 
 
 @numba.njit(cache=True, nogil=True)
 def _factored_fused(Fy, Fx, idx, x, y, v, gy, hv, jv):  # pragma: no cover - compiled
-    """gy = Σ z(z·y) + e(c·x) + l^y,  hv = Σ z(z·v),  jv = Σ c(e·v): one read of each sample."""
+    """gy = mean z(z·y) + e(c·x) + l^y,  hv = mean z(z·v),  jv = mean c(e·v): one read of each sample."""
     n = Fy.shape[0]
     gy[:] = 0.0
     hv[:] = 0.0
@@ -192,12 +195,15 @@ def _factored_fused(Fy, Fx, idx, x, y, v, gy, hv, jv):  # pragma: no cover - com
             hv[r] += zv * z[r]
         for r in range(jv.shape[0]):
             jv[r] += ev * c[r]
+    gy /= idx.shape[0]
+    hv /= idx.shape[0]
+    jv /= idx.shape[0]
     return -1
 
 
 @numba.njit(cache=True, nogil=True)
 def _factored_product(src, src_row, dst, dst_row, idx, vec, out):  # pragma: no cover - compiled
-    """out = Σ_i dst[i, dst_row] (src[i, src_row]·vec): every product of a rank-one block."""
+    """out = mean_i dst[i, dst_row] (src[i, src_row]·vec): every product of a rank-one block."""
     n = src.shape[0]
     out[:] = 0.0
     for k in range(idx.shape[0]):
@@ -209,6 +215,7 @@ def _factored_product(src, src_row, dst, dst_row, idx, vec, out):  # pragma: no 
         s = _dot(a, vec)
         for r in range(out.shape[0]):
             out[r] += s * b[r]
+    out /= idx.shape[0]
     return -1
 
 
@@ -382,32 +389,28 @@ class _FactoredSamples(QuadraticSamples):
         return float(total / idx.shape[0])
 
     def grad(self, x, y, idx):
-        dt = np.result_type(self.dtype, x, y)
+        dt = self._out_dtype(x, y)
         gx, gy = np.empty(self.dx, dtype=dt), np.empty(self.dy, dtype=dt)
         _check(_factored_grad(self.Fy, self.Fx, idx, x, y, gx, gy), idx, self.n)
-        m = idx.shape[0]
-        gx /= m
-        gy /= m
         return gx, gy
+
+    def _out_dtype(self, *vectors):
+        # float64 storage: float64 outputs whatever the inputs (skips result_type)
+        return np.float64 if self.dtype == np.float64 else np.result_type(self.dtype, *vectors)
 
     def grad_block(self, block, x, y, idx):
         if block == "y":
             fa, fb, va, vb = self.Fy, self.Fx, y, x
         else:
             fa, fb, va, vb = self.Fx, self.Fy, x, y
-        out = np.empty(fa.shape[2], dtype=np.result_type(self.dtype, x, y))
+        out = np.empty(fa.shape[2], dtype=self._out_dtype(x, y))
         _check(_factored_grad_block(fa, fb, idx, va, vb, out), idx, self.n)
-        out /= idx.shape[0]
         return out
 
     def fused(self, x, y, v, idx):
-        dt = np.result_type(self.dtype, x, y, v)
+        dt = self._out_dtype(x, y, v)
         gy, hv, jv = np.empty(self.dy, dtype=dt), np.empty(self.dy, dtype=dt), np.empty(self.dx, dtype=dt)
         _check(_factored_fused(self.Fy, self.Fx, idx, x, y, v, gy, hv, jv), idx, self.n)
-        m = idx.shape[0]
-        gy /= m
-        hv /= m
-        jv /= m
         return gy, hv, jv
 
     def blocks(self, idx):
@@ -423,9 +426,8 @@ class _FactoredSamples(QuadraticSamples):
     def product(self, kind, vec, idx):
         src, src_row, dst, dst_row = self._PRODUCTS[kind]
         dst = getattr(self, dst)
-        out = np.empty(dst.shape[2], dtype=np.result_type(self.dtype, vec))
+        out = np.empty(dst.shape[2], dtype=self._out_dtype(vec))
         _check(_factored_product(getattr(self, src), src_row, dst, dst_row, idx, vec, out), idx, self.n)
-        out /= idx.shape[0]
         return out
 
 

@@ -41,7 +41,7 @@ from scipy.special import expit, logsumexp
 __all__ = [
     "softplus", "sigmoid", "dsigmoid", "d2sigmoid", "softmax", "softmax_hvp_rows",
     "as_features", "as_rows", "is_sparse", "take_rows", "matvec", "rmatvec", "weighted_gram", "lambda_max_gram",
-    "as_pm1", "BinaryLogisticLoss", "SoftmaxLoss", "DEFAULT_MAX_DENSE",
+    "as_pm1", "BinaryLogisticLoss", "SoftmaxLoss", "loss_models", "DEFAULT_MAX_DENSE",
 ]
 
 #: Largest number of entries a dense Hessian block may have (problems.md §3.2).
@@ -376,3 +376,43 @@ class SoftmaxLoss:
         """Fraction of the model's own rows classified correctly by ``y``."""
         return float(np.mean(self.predict(y) == self.labels))
 
+
+
+def loss_models(loss, X_train, y_train, X_val, y_val, X_test=None, y_test=None, n_classes=None):
+    """Validated train / validation / (optional) test loss models of one kind.
+
+    Parameters
+    ----------
+    loss : {"binary", "multinomial"}
+    X_train, y_train, X_val, y_val, X_test, y_test :
+        Features (dense or sparse) and labels; the test pair may be None.
+    n_classes : int, optional
+        Multinomial only (default ``max(label) + 1`` over train and validation).
+
+    Returns
+    -------
+    train, val, test : BinaryLogisticLoss or SoftmaxLoss (test may be None)
+    """
+    if loss not in ("binary", "multinomial"):
+        raise ValueError(f"loss must be one of ['binary', 'multinomial'], got {loss!r}")
+    X_train = as_features(X_train, "X_train")
+    X_val = as_features(X_val, "X_val")
+    parts = [(X_train, y_train, "train"), (X_val, y_val, "val")]
+    if X_test is not None:
+        parts.append((as_features(X_test, "X_test"), y_test, "test"))
+    d = X_train.shape[1]
+    for X, lab, nm in parts:
+        if X.shape[1] != d:
+            raise ValueError(f"X_{nm} must have {d} columns like X_train, got {X.shape[1]}")
+        if lab is None or len(np.asarray(lab)) != X.shape[0]:
+            got = None if lab is None else len(np.asarray(lab))
+            raise ValueError(f"y_{nm} must have {X.shape[0]} entries, got {got}")
+    if loss == "binary":
+        models = [BinaryLogisticLoss(X, lab) for X, lab, _ in parts]
+    else:
+        if n_classes is None:
+            n_classes = int(max(np.max(y_train), np.max(y_val))) + 1
+        if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+        models = [SoftmaxLoss(X, lab, int(n_classes)) for X, lab, _ in parts]
+    return models[0], models[1], (models[2] if len(models) > 2 else None)

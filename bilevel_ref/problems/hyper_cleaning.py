@@ -56,15 +56,13 @@ import numpy as np
 from .._validation import check_choice, check_int, check_nonnegative, check_positive
 from ._logistic import (
     DEFAULT_MAX_DENSE,
-    BinaryLogisticLoss,
-    SoftmaxLoss,
     _check_dense_size,
-    as_features,
     as_rows,
     d2sigmoid,
     dsigmoid,
     is_sparse,
     lambda_max_gram,
+    loss_models,
     sigmoid,
     softmax,
 )
@@ -175,34 +173,17 @@ class HyperCleaning(BilevelProblem):
                  name=None):
         check_choice(loss, "loss", ("binary", "multinomial"))
         check_choice(weight, "weight", ("sigmoid", "softmax"))
-        X_train = as_features(X_train, "X_train")
-        X_val = as_features(X_val, "X_val")
-        n, d = X_train.shape
-        if X_val.shape[1] != d:
-            raise ValueError(f"X_val must have {d} columns like X_train, got {X_val.shape[1]}")
-        for X, lab, nm in ((X_train, y_train, "y_train"), (X_val, y_val, "y_val")):
-            if len(np.asarray(lab)) != X.shape[0]:
-                raise ValueError(f"{nm} must have {X.shape[0]} entries, got {len(np.asarray(lab))}")
-        if loss == "binary":
-            self.train, self.val = BinaryLogisticLoss(X_train, y_train), BinaryLogisticLoss(X_val, y_val)
-            K = 2
-        else:
-            if n_classes is None:
-                n_classes = int(max(np.max(y_train), np.max(y_val))) + 1
-            K = check_int(n_classes, "n_classes", minimum=2)
-            self.train, self.val = SoftmaxLoss(X_train, y_train, K), SoftmaxLoss(X_val, y_val, K)
-        self.loss, self.n_classes = loss, K
+        self.train, self.val, self.test = loss_models(loss, X_train, y_train, X_val, y_val, X_test, y_test,
+                                                      n_classes)
+        n = self.train.n
+        self.loss, self.n_classes = loss, self.train.n_classes
         if mu is None:
             mu = 0.01 if loss == "binary" else 0.4
         self.mu = check_positive(mu, "mu")
         self.weights = _SigmoidWeights(n) if weight == "sigmoid" else _SoftmaxWeights(n)
         self.weight = weight
         self.dx, self.dy = n, self.train.dim
-        self.n_lower, self.n_upper = n, X_val.shape[0]
-        self.test = None
-        if X_test is not None:
-            X_test = as_features(X_test, "X_test")
-            self.test = BinaryLogisticLoss(X_test, y_test) if loss == "binary" else SoftmaxLoss(X_test, y_test, K)
+        self.n_lower, self.n_upper = n, self.val.n
         self.corrupted = None if corrupted is None else np.asarray(corrupted, dtype=bool)
         if self.corrupted is not None and self.corrupted.shape != (n,):
             raise ValueError(f"corrupted must be a boolean mask of shape ({n},), got {self.corrupted.shape}")

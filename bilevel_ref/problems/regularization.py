@@ -53,16 +53,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_vector, check_choice, check_int, check_positive
-from ._logistic import (
-    DEFAULT_MAX_DENSE,
-    BinaryLogisticLoss,
-    SoftmaxLoss,
-    _check_dense_size,
-    as_features,
-    as_rows,
-    is_sparse,
-    lambda_max_gram,
-)
+from ._logistic import DEFAULT_MAX_DENSE, _check_dense_size, as_rows, is_sparse, lambda_max_gram, loss_models
 from .base import BilevelProblem
 from .catalog import register_problem
 from .datasets import synthetic_split
@@ -109,26 +100,12 @@ class LearnToRegularize(BilevelProblem):
         check_choice(loss, "loss", ("binary", "multinomial"))
         check_choice(reg, "reg", ("exp", "lin"))
         check_choice(penalty, "penalty", ("per_feature", "per_class"))
-        X_train = as_features(X_train, "X_train")
-        X_val = as_features(X_val, "X_val")
-        d = X_train.shape[1]
-        if X_val.shape[1] != d:
-            raise ValueError(f"X_val must have {d} columns like X_train, got {X_val.shape[1]}")
-        for X, lab, nm in ((X_train, y_train, "y_train"), (X_val, y_val, "y_val")):
-            if len(np.asarray(lab)) != X.shape[0]:
-                raise ValueError(f"{nm} must have {X.shape[0]} entries, got {len(np.asarray(lab))}")
-        if loss == "binary":
-            if penalty != "per_feature":
-                raise ValueError("penalty='per_class' needs loss='multinomial'")
-            self.train = BinaryLogisticLoss(X_train, y_train)
-            self.val = BinaryLogisticLoss(X_val, y_val)
-            K = 1
-        else:
-            if n_classes is None:
-                n_classes = int(max(np.max(y_train), np.max(y_val))) + 1
-            K = check_int(n_classes, "n_classes", minimum=2)
-            self.train = SoftmaxLoss(X_train, y_train, K)
-            self.val = SoftmaxLoss(X_val, y_val, K)
+        if loss == "binary" and penalty != "per_feature":
+            raise ValueError("penalty='per_class' needs loss='multinomial'")
+        self.train, self.val, self.test = loss_models(loss, X_train, y_train, X_val, y_val, X_test, y_test,
+                                                      n_classes)
+        d = self.train.d
+        K = 1 if loss == "binary" else self.train.K
         self.loss, self.reg, self.penalty = loss, reg, penalty
         self.n_features, self.n_classes = d, (2 if loss == "binary" else K)
         self.dy = d * K
@@ -141,12 +118,7 @@ class LearnToRegularize(BilevelProblem):
             self.dx = K
             self._group = np.tile(np.arange(K), d)
             self._scale = 0.5
-        self.test = None
-        if X_test is not None:
-            X_test = as_features(X_test, "X_test")
-            self.test = (BinaryLogisticLoss(X_test, y_test) if loss == "binary"
-                         else SoftmaxLoss(X_test, y_test, K))
-        self.n_lower, self.n_upper = X_train.shape[0], X_val.shape[0]
+        self.n_lower, self.n_upper = self.train.n, self.val.n
         self.max_dense = check_positive(float(max_dense), "max_dense")
         self.x_ref = np.zeros(self.dx) if x_ref is None else as_vector(x_ref, "x_ref", self.dx)
         if name is not None:

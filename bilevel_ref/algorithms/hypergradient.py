@@ -57,7 +57,9 @@ paper's :math:`\eta_k = c'/(k+m_0)^{1/3}`, :math:`\alpha_k = c_1\eta_k^2`,
 :math:`\beta_k = c_2\eta_k^2` with :math:`m_0 = 1` and :math:`c_1 = c_2 = e/c'^2`
 (benchopt's values c = 0.1, e = 0.5, Q = 10; benchopt also decays the y step like
 :math:`\eta_k`, which lets y fall behind x late in a run, so it is not followed).
-The first iteration has no previous point: :math:`u_0, h_0` are the plain estimates.
+The batches, as in benchopt: B (lower) for :math:`\nabla_y G` and for J, B' (upper)
+for :math:`\nabla F`, Q fresh lower batches for the Hessian products.  The first
+iteration has no previous point: :math:`u_0, h_0` are the plain estimates.
 
 **VRBO** (Yang, Ji, Liang 2021, Algorithm 2), SPIDER/SARAH double loop: every
 ``period`` outer iterations :math:`u, h` are recomputed at :math:`(x_k, y_k)` on a

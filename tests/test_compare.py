@@ -95,3 +95,16 @@ def test_output_names():
                          {"mu": 0.01}, 0) == "compare-hyper-cleaning-breast-cancer-p0.5-seed0"
     assert compare._stem("hyper-cleaning", {"mu": 0.4, "dataset": "/data/australian_scale.svm", "noise": 0.25},
                          {"mu": 0.01}, 3) == "compare-hyper-cleaning-australian_scale-p0.25-mu0.4-seed3"
+
+
+@pytest.mark.slow
+def test_readme_command_main_job(tmp_path):
+    # The README's first command: every method down-weights the corrupted
+    # samples and beats uniform weights (≈ 0.48 test accuracy at p = 0.5).
+    rc, rec, out = _run(tmp_path, "--problem", "hyper-cleaning", "--dataset", "breast-cancer", "--noise", "0.5",
+                        "--methods", "fsba,lfsba,ifsba,f2ba,aid,itd")
+    assert rc == 0 and (out / "compare-hyper-cleaning-breast-cancer-p0.5-seed0.png").exists()
+    for name, run in rec["runs"].items():
+        assert run["calls"] <= 5000
+        assert run["final"]["weight_corrupted"] < run["final"]["weight_clean"] - 0.3, name
+        assert run["final"]["test_accuracy"] > 0.9, name

@@ -92,3 +92,8 @@ def test_bad_input():
         MetaLearningHead([], 2, 2)
     with pytest.raises(ValueError, match="digits"):
         make_meta_learning("mnist")
+
+
+def test_missing_closed_forms_name_the_problem(small):
+    with pytest.raises(NotImplementedError, match="meta-learning"):
+        small.phi(np.zeros(small.dx))

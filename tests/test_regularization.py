@@ -232,3 +232,10 @@ def test_newsgroups_sized_sparse_products_never_densify():
     assert np.linalg.norm(cv - fd_x) <= 1e-7 * np.linalg.norm(fd_x)
     with pytest.raises(NotImplementedError, match="Hessian-vector"):
         p.hess_g(x, y)
+
+
+def test_dataset_instance_breast_cancer():
+    p, x0 = build_problem("regularization", seed=0, dataset="breast-cancer")
+    assert p.dx == p.dy == 30 and p.loss == "binary" and p.test is not None
+    m = p.evaluate(x0, np.zeros(30))
+    assert m["val_loss"] == pytest.approx(np.log(2.0))

@@ -356,18 +356,29 @@ def test_samplers():
     iid = _problem(sampler="iid")
     win = _problem(sampler="window")
     rng = np.random.default_rng(0)
-    draw = iid.sample(rng, 20, "lower")
-    assert len(np.unique(draw)) == 20 and draw.max() < N_IN
+    counts = np.zeros(N_IN)
+    pairs = np.zeros((N_IN, N_IN))
+    for _ in range(6000):
+        draw = iid.sample(rng, 20, "lower")
+        assert len(np.unique(draw)) == 20 and 0 <= draw.min() and draw.max() < N_IN
+        counts[draw] += 1
+        pairs[np.ix_(draw, draw)] += 1
+    # uniform subsets: inclusion 20/60 (Binomial(6000, 1/3), sd ≈ 36.5) and pair inclusion
+    # 20·19/(60·59) (sd ≈ 22.3 around 644) for every index / pair
+    assert np.all(np.abs(counts - 2000) < 6 * 36.5)
+    off = pairs[~np.eye(N_IN, dtype=bool)]
+    assert np.all(np.abs(off - 6000 * 20 * 19 / (60 * 59)) < 6 * 22.3)
+    assert len(iid.sample(rng, 500, "upper")) == N_OUT   # size clipped to n
     counts = np.zeros(N_IN)
     for _ in range(6000):
         w = win.sample(rng, 20, "lower")
         assert len(np.unique(w)) == 20
         assert np.all(np.diff(w) % N_IN == 1)         # contiguous, wrapping around the end
         counts[w] += 1
-    # uniform inclusion probability 20/60: each count ~ Binomial(6000, 1/3), sd ≈ 36.5
     assert np.all(np.abs(counts - 2000) < 6 * 36.5)
     a, b = np.random.default_rng(9), np.random.default_rng(9)
     assert np.array_equal(win.sample(a, 7, "upper"), win.sample(b, 7, "upper"))
+    assert np.array_equal(iid.sample(a, 7, "upper"), iid.sample(b, 7, "upper"))
     with pytest.raises(ValueError, match="level"):
         win.sample(rng, 3, "middle")
     x, y = np.ones(DX), np.ones(DY)                  # a window is an ordinary index array too

@@ -109,3 +109,17 @@ def test_synthetic_data_dense_and_sparse():
     assert sp.issparse(S) and abs(S.nnz / (1000 * 500) - 0.01) < 0.002
     parts = synthetic_split(60, 30, 0, 4, 2, seed=0)
     assert parts[2][0].shape[0] == 0 and parts[0][0].shape[0] + parts[1][0].shape[0] == 90
+
+
+def test_download_failures_raise_and_never_fall_back(monkeypatch):
+    import sklearn.datasets as skd
+
+    def offline(**kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(skd, "fetch_20newsgroups_vectorized", offline)
+    monkeypatch.setattr(skd, "fetch_covtype", offline)
+    with pytest.raises(OSError, match="20newsgroups.*download"):
+        load_dataset("20newsgroups")
+    with pytest.raises(OSError, match="covtype.*download"):
+        load_dataset("covtype")

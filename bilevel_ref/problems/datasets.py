@@ -265,11 +265,37 @@ def load_arrays(name):
         X, raw = skd.load_digits(return_X_y=True)
         return X / 16.0, raw
     if norm in ("20newsgroups", "20-newsgroups", "news20"):
-        bunch = skd.fetch_20newsgroups_vectorized(subset="all", download_if_missing=True)
+        bunch = _download(skd.fetch_20newsgroups_vectorized, "20newsgroups", subset="all")
         return bunch.data.tocsr(), bunch.target
     if norm == "covtype":
-        return skd.fetch_covtype(return_X_y=True, download_if_missing=True)
+        return _download(skd.fetch_covtype, "covtype", return_X_y=True)
     raise ValueError(f"unknown dataset {name!r}; named datasets: {list(DATASETS)}")
+
+
+def _download(fetch, name, **kwargs):
+    """Call a scikit-learn fetcher; a failed download raises (never a silent fallback)."""
+    try:
+        return fetch(download_if_missing=True, **kwargs)
+    except OSError as exc:
+        raise OSError(f"dataset {name!r} is downloaded by scikit-learn on first use and the download "
+                      f"failed ({exc}); connect once or use a local svmlight file") from exc
+
+
+def _newsgroups_split(seed):
+    """20 Newsgroups as in the F2SA-p / F2BA l2reg task (problems.md §4.2).
+
+    scikit-learn's train subset (11 314 documents) split 50/50 (stratified) into
+    train / validation; half of the test subset (7 532) as test.
+    """
+    skd = _sklearn_datasets()
+    train = _download(skd.fetch_20newsgroups_vectorized, "20newsgroups", subset="train")
+    test = _download(skd.fetch_20newsgroups_vectorized, "20newsgroups", subset="test")
+    tr, va = split_indices(train.target, seed, (0.5, 0.5))
+    te, _ = split_indices(test.target, seed, (0.5, 0.5))
+    X, Xt = train.data.tocsr(), test.data.tocsr()
+    return DataSplit(X[tr], train.target[tr].astype(np.int64), X[va], train.target[va].astype(np.int64),
+                     Xt[te], test.target[te].astype(np.int64), n_classes=20, name="20newsgroups",
+                     classes=np.arange(20))
 
 
 def load_dataset(name, seed=0, *, fractions=(0.5, 0.25, 0.25), standardize_features=None,
@@ -279,8 +305,10 @@ def load_dataset(name, seed=0, *, fractions=(0.5, 0.25, 0.25), standardize_featu
     Parameters
     ----------
     name : str or path
-        ``"breast-cancer"``, ``"digits"``, ``"20newsgroups"``, ``"covtype"``
-        or the path of a LIBSVM/svmlight file.
+        ``"breast-cancer"``, ``"digits"``, ``"20newsgroups"`` (its own split:
+        scikit-learn's train subset 50/50 into train/validation, half its test
+        subset as test; ``fractions`` and the feature options do not apply),
+        ``"covtype"`` or the path of a LIBSVM/svmlight file.
     seed : int
         Seed of the split.
     fractions : (train, val, test)
@@ -302,7 +330,9 @@ def load_dataset(name, seed=0, *, fractions=(0.5, 0.25, 0.25), standardize_featu
     key = os.fspath(name)
     norm = key.lower().replace("_", "-")
     std_default = True
-    if norm in ("breast-cancer", "digits", "20newsgroups", "20-newsgroups", "news20", "covtype"):
+    if norm in ("20newsgroups", "20-newsgroups", "news20"):
+        return _newsgroups_split(seed)
+    if norm in ("breast-cancer", "digits", "covtype"):
         X, raw = load_arrays(norm)
         std_default = norm in ("breast-cancer", "covtype")
     else:

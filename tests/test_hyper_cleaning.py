@@ -145,16 +145,18 @@ def test_catalog_breast_cancer_instance():
     assert q.dx == 100 and q.dy == 640 and q.loss == "multinomial"
 
 
-@pytest.mark.parametrize("method", ["aid"])
-def test_learned_weights_find_corrupted_samples_on_breast_cancer(method):
+@pytest.mark.parametrize("method,options", [
+    ("aid", {"maxiter": 150, "step_x": 100.0, "inner_steps": 20, "hvp_steps": 10}),
+    ("f2ba", {"maxiter": 150, "step_x": 100.0, "inner_steps": 20, "lam": 10.0}),
+])
+def test_learned_weights_find_corrupted_samples_on_breast_cancer(method, options):
     # Issue 7 acceptance: noise 0.5 on breast cancer; after the run the mean
     # weight of corrupted samples is below that of clean ones, and the test
     # accuracy beats the model trained on the noisy labels with uniform weights.
     p = hyper_cleaning_from_dataset("breast-cancer", 0.5, seed=0)
     x0 = np.zeros(p.dx)
     uniform = minimize(p, "aid", x0, options={"maxiter": 1, "step_x": 1e-300, "inner_steps": 3000})
-    res = minimize(p, method, x0, options={"maxiter": 150, "step_x": 100.0, "inner_steps": 20,
-                                           "hvp_steps": 10})
+    res = minimize(p, method, x0, options=options)
     m0, m = p.evaluate(x0, uniform.y), p.evaluate(res.x, res.y)
     # p = 0.5 flips exactly half the labels: uniform weights learn nothing (≈ 50 %)
     assert m["weight_corrupted"] < m["weight_clean"] - 0.3

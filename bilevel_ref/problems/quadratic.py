@@ -106,6 +106,7 @@ class QuadraticBilevel(BilevelProblem):
         self._k0 = -sla.cho_solve(self._A_chol, self.a)
         hess = self.P + self.R @ self.K + self.K.T @ self.R.T + self.K.T @ self.S @ self.K
         self._hess_phi = _symmetric(hess)
+        self._constants = None
 
     # oracles ---------------------------------------------------------------
     def f(self, x, y, batch=None):
@@ -151,9 +152,13 @@ class QuadraticBilevel(BilevelProblem):
         return self.C @ u
 
     def constants(self):
-        return {"mu_g": self.mu_g, "L_g": self.L_g,
-                "L_f": float(np.linalg.norm(np.block([[self.P, self.R], [self.R.T, self.S]]), 2)),
-                "L_phi": float(np.max(np.abs(np.linalg.eigvalsh(self._hess_phi))))}
+        if self._constants is None:  # spectral norms cost an eigendecomposition: once
+            self._constants = {
+                "mu_g": self.mu_g, "L_g": self.L_g,
+                "L_f": float(np.max(np.abs(np.linalg.eigvalsh(np.block([[self.P, self.R], [self.R.T, self.S]]))))),
+                "L_phi": float(np.max(np.abs(np.linalg.eigvalsh(self._hess_phi)))),
+            }
+        return dict(self._constants)
 
     # closed forms -------------------------------------------------------------
     def y_star(self, x):

@@ -289,7 +289,6 @@ def test_property_kkt(d, seed, logM, gscale):
         (dict(bogus=1), TypeError, "bogus"),
         (dict(H=lambda v: v), TypeError, "H must be an array"),
         (dict(method="lanczos", hard_case="maybe"), ValueError, "hard_case"),
-        (dict(method="gd", backend="numba"), ValueError, "backend"),
         (dict(method="gd", H=lambda v: v), ValueError, "L"),
     ],
 )

@@ -954,7 +954,8 @@ def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
     backend : {"numpy", "numba"}, default "numpy"
         ``numpy`` is the reference.  ``numba``: jitted secular solve (eigh), jitted
         Lanczos on dense H (matrix-free: Python matvec loop + jitted tridiagonal
-        solve).  ``gd`` has only the NumPy backend.
+        solve).  ``gd`` runs the NumPy code with either backend
+        (its cost is the H·v products).
     rng : numpy.random.Generator or int, optional
         Source of the random vectors: lanczos probe start and restart
         perturbation (without it a fixed deterministic probe vector is used),
@@ -1001,9 +1002,7 @@ def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
         lam_i, Q = np.linalg.eigh(dense)
         return solve_in_eigenbasis(lam_i, Q, g, M, backend, opts["tol_hard"],
                                    opts["maxiter_secular"], "eigh")
-    if method == "gd":
-        if backend == "numba":
-            raise ValueError("backend='numba' is not available for method='gd'; use backend='numpy'")
+    if method == "gd":  # no kernel: its cost is the H·v products, so both backends run NumPy
         return _solve_gd(g, H, dense, M, rng, opts)
     return _solve_lanczos(g, H, dense, M, backend, rng, opts)
 

@@ -118,7 +118,12 @@ def _cmd_run(args):
     headers, rows = _history_rows(res.history)
     print(format_table(headers, rows))
     print(f"\n{'success' if res.success else 'FAILED'}: {res.message}")
-    print(f"iterations {res.nit}; final φ = {_fmt(res.fun)}; ‖∇φ‖ = {_fmt(res.grad_norm)}")
+    if problem.provides("grad_phi"):
+        summary = f"final φ = {_fmt(res.fun)}; ‖∇φ‖ = {_fmt(res.grad_norm)} (closed form)"
+    else:
+        summary = (f"final f(x, y) = {_fmt(res.fun)}; ‖∇φ‖ estimate = {_fmt(res.grad_norm)} "
+                   "(the method's own hypergradient; no closed form)")
+    print(f"iterations {res.nit}; {summary}")
     print("oracle calls: " + ", ".join(f"{k}={v}" for k, v in res.oracle_calls.items() if v))
     return 0 if res.success else 1
 

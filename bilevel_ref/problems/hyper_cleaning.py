@@ -35,7 +35,7 @@ and for the softmax map :math:`J^\top l = w\odot(l - w^\top l)` and
 
 Minibatch oracles (``batch=`` index arrays) of g estimate the sum over the
 batch B without bias: the per-sample losses of B are scattered back to
-length n with the factor n/|B| (so ``batch=range(n)`` is the full oracle);
+length n with the factor ``n/|B|`` (so ``batch=range(n)`` is the full oracle);
 f's batches average validation rows.  f does not depend on x.
 
 :meth:`HyperCleaning.evaluate` gives the uncounted metrics a comparison

@@ -6,6 +6,7 @@ every oracle call is counted; same seed, same result.  Start with
 """
 from . import problems
 from ._api import Option, Solver, get_method, methods, minimize, register, show_options
+from .linalg import CubicResult, LazyCubic, cubic_kkt, solve_cubic
 from .oracles import BudgetExhausted, OracleCounter
 from .problems import BilevelProblem, MinimaxProblem
 from .result import BilevelResult, History
@@ -16,4 +17,5 @@ __all__ = [
     "minimize", "methods", "show_options", "get_method", "register", "Solver", "Option",
     "BilevelProblem", "MinimaxProblem", "OracleCounter", "BudgetExhausted",
     "BilevelResult", "History", "problems", "__version__",
+    "solve_cubic", "LazyCubic", "CubicResult", "cubic_kkt",
 ]

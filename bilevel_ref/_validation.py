@@ -9,6 +9,7 @@ these helpers.
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -85,19 +86,31 @@ def as_matrix(value, name, shape=None, *, finite=True):
     return out
 
 
-def as_symmetric(value, name, *, rtol=1e-12):
+def as_symmetric(value, name, *, rtol=1e-12, copy=True):
     """Return ``value`` as a finite, square, symmetric float64 matrix.
 
-    Symmetry is checked to ``rtol * max(1, ||H||_max)``; the returned matrix is
-    the input itself (not symmetrised), so that solvers see exactly what the
-    caller passed.
+    Symmetry is checked to ``rtol * max(1, ||H||_max)``, block by block so that
+    no d×d temporary is formed (the check costs about one pass over H).  The
+    returned matrix is the input (not symmetrised), copied unless ``copy=False``
+    and the input already is a float64 array.
     """
-    arr = as_matrix(value, name)
+    arr = as_matrix(value, name) if copy else _as_float_array(value, name)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
     if arr.shape[0] != arr.shape[1]:
         raise ValueError(f"{name} must be square, got shape {arr.shape}")
-    scale = max(1.0, float(np.max(np.abs(arr)))) if arr.size else 1.0
-    if arr.size and float(np.max(np.abs(arr - arr.T))) > rtol * scale:
-        raise ValueError(f"{name} must be symmetric")
+    arr = np.asarray(arr, dtype=np.float64)
+    if not copy and not math.isfinite(float(np.sum(arr))):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
+    if arr.size:
+        scale = max(1.0, float(np.max(np.abs(arr))))
+        d, block = arr.shape[0], 256
+        for i in range(0, d, block):
+            for j in range(i, d, block):
+                gap = np.max(np.abs(arr[i:i + block, j:j + block] - arr[j:j + block, i:i + block].T))
+                if gap > rtol * scale:
+                    raise ValueError(f"{name} must be symmetric")
     return arr
 
 

@@ -1,7 +1,12 @@
 """Test configuration: ``slow`` tests run in CI (CI=true), with BILEVEL_REF_SLOW=1, or --runslow."""
 import os
 
-import numpy as np
+# GALAHAD's bundled OpenMP runtime spins idle threads after import (numpy's eigh
+# then runs up to 400x slower in the same process) and warns without these.
+for _key, _value in (("OMP_WAIT_POLICY", "PASSIVE"), ("OMP_CANCELLATION", "TRUE"), ("OMP_PROC_BIND", "TRUE")):
+    os.environ.setdefault(_key, _value)
+
+import numpy as np  # noqa: E402
 import pytest
 
 

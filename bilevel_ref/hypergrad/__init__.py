@@ -12,7 +12,16 @@ from .aid import aid_cg, aid_neumann
 from .base import Hypergradient
 from .exact import exact_hypergradient
 from .itd import itd_hypergradient
-from .penalty import penalty_gradient
+from .finite_difference import (
+    finite_difference_hypergradient,
+    stencil,
+    stencil_derivative,
+    stencil_float,
+    stencil_offsets,
+)
+from .penalty import PenaltyHessianOperator, penalty_gradient, penalty_hessian, penalty_inner_solve
 
 __all__ = ["Hypergradient", "exact_hypergradient", "aid_cg", "aid_neumann",
-           "itd_hypergradient", "penalty_gradient"]
+           "itd_hypergradient", "penalty_gradient", "penalty_inner_solve", "penalty_hessian",
+           "PenaltyHessianOperator", "stencil", "stencil_float", "stencil_offsets",
+           "stencil_derivative", "finite_difference_hypergradient"]

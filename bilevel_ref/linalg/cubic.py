@@ -238,7 +238,7 @@ def cubic_kkt(g, H, M, s, lam=None):
     CubicKKT
         ``(stationarity, multiplier, curvature)``, all relative; see :class:`CubicKKT`.
     """
-    H = as_symmetric(H, "H")
+    H = as_symmetric(H, "H", copy=False)
     d = H.shape[0]
     g = as_vector(g, "g", d)
     s = as_vector(s, "s", d)
@@ -993,7 +993,7 @@ def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
         g = as_vector(g, "g")
         dense = None
     else:
-        dense = as_symmetric(H, "H")
+        dense = as_symmetric(H, "H", copy=False)
         if dense.shape[0] == 0:
             raise ValueError("H must have at least one row, got shape (0, 0)")
         g = as_vector(g, "g", dense.shape[0])

@@ -65,7 +65,7 @@ class LazyCubic:
     """
 
     def __init__(self, H, M, backend="numba", *, tol_hard=1e-12, maxiter_secular=100):
-        H = as_symmetric(H, "H")
+        H = as_symmetric(H, "H", copy=False)
         if H.shape[0] == 0:
             raise ValueError("H must have at least one row, got shape (0, 0)")
         self.M = check_positive(M, "M")

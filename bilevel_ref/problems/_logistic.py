@@ -185,7 +185,23 @@ def _check_dense_size(entries, max_dense, what):
 # ---------------------------------------------------------------------------
 # per-sample loss models
 # ---------------------------------------------------------------------------
-class BinaryLogisticLoss:
+class _LossModel:
+    """Shared plumbing of the loss models: ``Xᵀ w`` through a cached transposed CSR for sparse X."""
+
+    _Xt = None
+
+    def _rmat(self, Xr, rows, w):
+        # Xᵀw with X CSR runs scipy's CSC kernel, which scatters into the long
+        # output (cache misses); the transposed matrix in CSR gathers instead
+        # (measured 7x faster at 9 000 × 130 107).  Built once, for full batches.
+        if rows is None and is_sparse(self.X):
+            if self._Xt is None:
+                self._Xt = self.X.T.tocsr()
+            return np.asarray(self._Xt @ w)
+        return rmatvec(Xr, w)
+
+
+class BinaryLogisticLoss(_LossModel):
     r"""Per-sample logistic losses :math:`\ell_i(y) = \mathrm{softplus}(-b_i a_i^\top y)`.
 
     Parameters
@@ -219,12 +235,12 @@ class BinaryLogisticLoss:
     def weighted_grad(self, y, c, rows=None):
         """``Σ_i c_i ∇ℓ_i(y)``."""
         Xr, b, z = self._margins(y, rows)
-        return rmatvec(Xr, -c * b * expit(-z))
+        return self._rmat(Xr, rows, -c * b * expit(-z))
 
     def losses_and_grad(self, y, c, rows=None):
         """``(ℓ, Σ_i c_i ∇ℓ_i)`` with one pass over the data."""
         Xr, b, z = self._margins(y, rows)
-        return softplus(-z), rmatvec(Xr, -c * b * expit(-z))
+        return softplus(-z), self._rmat(Xr, rows, -c * b * expit(-z))
 
     def directional(self, y, v, rows=None):
         """Per-sample ``q_i = ⟨∇ℓ_i(y), v⟩``."""
@@ -234,15 +250,15 @@ class BinaryLogisticLoss:
     def weighted_hvp(self, y, c, v, rows=None):
         """``Σ_i c_i ∇²ℓ_i(y) v``."""
         Xr, _, z = self._margins(y, rows)
-        return rmatvec(Xr, c * expit(z) * expit(-z) * matvec(Xr, v))
+        return self._rmat(Xr, rows, c * expit(z) * expit(-z) * matvec(Xr, v))
 
     def fused(self, y, c, v, rows=None):
         """``(Σ c_i ∇ℓ_i, Σ c_i ∇²ℓ_i v, q)`` with ``q_i = ⟨∇ℓ_i, v⟩``, reading the rows once."""
         Xr, b, z = self._margins(y, rows)
         s_minus = expit(-z)
         Xv = matvec(Xr, v)
-        grad = rmatvec(Xr, -c * b * s_minus)
-        hvp = rmatvec(Xr, c * expit(z) * s_minus * Xv)
+        grad = self._rmat(Xr, rows, -c * b * s_minus)
+        hvp = self._rmat(Xr, rows, c * expit(z) * s_minus * Xv)
         return grad, hvp, -b * s_minus * Xv
 
     def weighted_hess(self, y, c, rows=None, max_dense=DEFAULT_MAX_DENSE):
@@ -270,7 +286,7 @@ class BinaryLogisticLoss:
         return float(np.mean(self.predict(y) == self.b))
 
 
-class SoftmaxLoss:
+class SoftmaxLoss(_LossModel):
     r"""Per-sample cross-entropies of a linear softmax model, ``Y`` (d × K) flattened row-major.
 
     Parameters
@@ -314,13 +330,13 @@ class SoftmaxLoss:
     def weighted_grad(self, y, c, rows=None):
         """``Σ_i c_i ∇CE_i = Xᵀ(c ⊙ (P − E))`` flattened."""
         Xr, lab, logits = self._forward(y, rows)
-        return rmatvec(Xr, c[:, None] * self._residual(logits, lab)).ravel()
+        return self._rmat(Xr, rows, c[:, None] * self._residual(logits, lab)).ravel()
 
     def losses_and_grad(self, y, c, rows=None):
         """``(CE, Σ_i c_i ∇CE_i)`` with one pass over the data."""
         Xr, lab, logits = self._forward(y, rows)
         ce = logsumexp(logits, axis=1) - logits[np.arange(len(lab)), lab]
-        return ce, rmatvec(Xr, c[:, None] * self._residual(logits, lab)).ravel()
+        return ce, self._rmat(Xr, rows, c[:, None] * self._residual(logits, lab)).ravel()
 
     def directional(self, y, v, rows=None):
         """``q_i = ⟨a_i(p_i − e_i)ᵀ, V⟩ = Σ_k (XV ⊙ (P − E))_ik``."""
@@ -332,7 +348,7 @@ class SoftmaxLoss:
         """``Σ_i c_i ∇²CE_i[V] = Xᵀ(c ⊙ R)``, ``R = P⊙U − P⊙(Σ_k P⊙U)``, ``U = XV``."""
         Xr, _, logits = self._forward(y, rows)
         R = softmax_hvp_rows(softmax(logits), matvec(Xr, v.reshape(self.d, self.K)))
-        return rmatvec(Xr, c[:, None] * R).ravel()
+        return self._rmat(Xr, rows, c[:, None] * R).ravel()
 
     def fused(self, y, c, v, rows=None):
         """``(Σ c_i ∇CE_i, Σ c_i ∇²CE_i[V], q)`` with ``q_i = ⟨∇CE_i, V⟩``, one forward pass."""
@@ -341,8 +357,8 @@ class SoftmaxLoss:
         res = P.copy()
         res[np.arange(len(lab)), lab] -= 1.0
         U = matvec(Xr, v.reshape(self.d, self.K))
-        grad = rmatvec(Xr, c[:, None] * res).ravel()
-        hvp = rmatvec(Xr, c[:, None] * softmax_hvp_rows(P, U)).ravel()
+        grad = self._rmat(Xr, rows, c[:, None] * res).ravel()
+        hvp = self._rmat(Xr, rows, c[:, None] * softmax_hvp_rows(P, U)).ravel()
         return grad, hvp, np.sum(U * res, axis=1)
 
     def weighted_hess(self, y, c, rows=None, max_dense=DEFAULT_MAX_DENSE):

@@ -1,7 +1,9 @@
-"""Steps shared by several methods: resolving smoothness constants for step sizes."""
+"""Steps shared by several methods: step-size constants and minibatch drawing."""
 from __future__ import annotations
 
-__all__ = ["lower_constants", "problem_constant"]
+from .._api import Option, Solver
+
+__all__ = ["lower_constants", "problem_constant", "MinibatchSolver"]
 
 
 def problem_constant(problem, opts, option, key, *, what):
@@ -23,3 +25,30 @@ def lower_constants(problem, opts):
     L_g = problem_constant(problem, opts, "L_g", "L_g", what="smoothness of g in y")
     mu_g = problem_constant(problem, opts, "mu_g", "mu_g", what="strong convexity of g in y")
     return L_g, mu_g
+
+
+class MinibatchSolver(Solver):
+    """Base of the methods with a ``batch_size`` option (deterministic when it is None).
+
+    :meth:`draw` returns a fresh minibatch of one level from the run's
+    generator, or None (full objective) in deterministic mode.
+    """
+
+    stochastic = True
+    options = {
+        "batch_size": Option.integer(
+            None, "Minibatch size of both levels, fresh batches from the run's generator "
+            "(None: full objectives, deterministic mode; benchopt uses 64).", low=1, allow_none=True),
+    }
+
+    def sample_or_full(self, level, size):
+        """A fresh minibatch of ``size`` ids of ``level``, or None (full objective) if size is None."""
+        return None if size is None else self.problem.sample(self.rng, size, level)
+
+    def draw(self, level):
+        """A fresh ``level`` (``"lower"``/``"upper"``) minibatch, or None in deterministic mode."""
+        return self.sample_or_full(level, self.opts["batch_size"])
+
+    def draws(self, level, count):
+        """``count`` fresh minibatches of one level (a list of None in deterministic mode)."""
+        return [self.draw(level) for _ in range(count)]

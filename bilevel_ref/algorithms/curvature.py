@@ -53,11 +53,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._api import Option, Solver, register
+from .._api import Option, register
 from ..linalg.agd import gd
 from ..linalg.cg import cg
-from ._common import problem_constant
-from .single_loop import BATCH_OPTIONS, schedule_option
+from ._common import MinibatchSolver, problem_constant
+from .single_loop import schedule_option
 
 __all__ = ["NBO"]
 
@@ -66,13 +66,12 @@ _DEFAULT_T = {"gd": 1, "cg": 5}
 
 
 @register
-class NBO(Solver):
+class NBO(MinibatchSolver):
     """NBO: shared-Hessian Newton step on y and warm-started correction of u (GD or CG inner solver)."""
 
     name = "nbo"
     aliases = ("nsbo",)
     requires = ("grad_f", "grad_g", "hvp_yy_g", "cross_g")
-    stochastic = True
     default_maxiter = 1000
     default_gtol = 0.0
     options = {
@@ -91,7 +90,6 @@ class NBO(Solver):
         "share_hessian_batch": Option.boolean(True, "Both systems use the same lower minibatch "
                                                     "(stochastic mode); False draws a fresh one for w."),
         "schedule": schedule_option("constant"),
-        **BATCH_OPTIONS,
         "L_g": Option.real(None, "Smoothness of g in y (default: problem.constants()).", low=0,
                            allow_none=True),
     }
@@ -103,12 +101,6 @@ class NBO(Solver):
             self.problem, o, "L_g", "L_g", what="smoothness of g in y")
         self.decay = 0.5 if o.schedule == "sqrt" else 0.0
         self.u = np.zeros(self.problem.dy)  # u_0 = 0 (inferred)
-
-    def draw(self, level):
-        """A fresh minibatch of ``level`` (None in deterministic mode)."""
-        if self.opts.batch_size is None:
-            return None
-        return self.problem.sample(self.rng, self.opts.batch_size, level)
 
     def solve_shared(self, x, y, b_v, b_w, batch_v, batch_w):
         """Inexact solutions of ``H v = b_v`` and ``H w = b_w`` with the same H (up to its batch)."""

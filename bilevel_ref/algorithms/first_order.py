@@ -73,8 +73,7 @@ from .._api import Option, Solver, register
 from ..hypergrad.finite_difference import finite_difference_hypergradient, stencil_float
 from ..hypergrad.penalty import penalty_gradient, penalty_inner_solve
 from ..linalg.agd import agd, gd
-from ._common import lower_constants, problem_constant
-from .hypergradient import MinibatchSolver
+from ._common import MinibatchSolver, lower_constants, problem_constant
 
 __all__ = ["F2SAp", "F2SA", "F2BA", "AccF2BA"]
 

@@ -97,7 +97,7 @@ import numpy as np
 
 from .._api import Option, Solver, register
 from ..hypergrad import Hypergradient, aid_cg, aid_neumann, itd_hypergradient
-from ._common import problem_constant
+from ._common import MinibatchSolver, problem_constant
 
 __all__ = ["MinibatchSolver", "stocbio_hypergradient", "AID", "ITD", "StocBiO", "AmIGO",
            "MRBO", "VRBO"]
@@ -124,33 +124,6 @@ def upper_step(problem, opts):
         return opts.step_x
     known = problem.constants()
     return 1.0 / known["L_phi"] if "L_phi" in known else 0.01
-
-
-class MinibatchSolver(Solver):
-    """Base of the methods with a ``batch_size`` option (deterministic when it is None).
-
-    :meth:`draw` returns a fresh minibatch of one level from the run's
-    generator, or None (full objective) in deterministic mode.
-    """
-
-    stochastic = True
-    options = {
-        "batch_size": Option.integer(
-            None, "Minibatch size of both levels; a fresh batch per oracle call (None: full "
-            "objectives, deterministic mode; benchopt uses 64).", low=1, allow_none=True),
-    }
-
-    def draw(self, level):
-        """A fresh ``level`` (``"lower"``/``"upper"``) minibatch, or None in deterministic mode."""
-        size = self.opts["batch_size"]
-        return None if size is None else self.problem.sample(self.rng, size, level)
-
-    def draws(self, level, count):
-        """``count`` fresh minibatches of one level (a list of None in deterministic mode)."""
-        size = self.opts["batch_size"]
-        if size is None:
-            return [None] * count
-        return [self.problem.sample(self.rng, size, level) for _ in range(count)]
 
 
 def stocbio_hypergradient(problem, x, y, eta, batch_f, hess_batches, batch_j):
@@ -389,8 +362,7 @@ class VRBO(_BenchoptSteps):
         self.u = self.h = None
 
     def _large(self, level):
-        size = self.opts.large_batch
-        return None if size is None else self.problem.sample(self.rng, size, level)
+        return self.sample_or_full(level, self.opts.large_batch)
 
     def step(self, k):
         p, o = self.problem, self.opts

@@ -47,7 +47,7 @@ import numpy as np
 
 from .._api import Option, register
 from ._common import problem_constant
-from .single_loop import BATCH_OPTIONS, SingleLoop, schedule_option
+from .single_loop import SingleLoop, schedule_option
 
 __all__ = ["SOLazyBiO"]
 
@@ -84,7 +84,6 @@ class SOLazyBiO(SingleLoop):
                                                   "script) instead of the old z (SOBA)."),
         "refresh_batch_size": Option.integer(None, "Inner minibatch size at refresh iterations "
                                                    "(default batch_size).", low=1, allow_none=True),
-        **BATCH_OPTIONS,
         "L_g": Option.real(None, "Smoothness of g in y (default: problem.constants()).", low=0,
                            allow_none=True),
     }

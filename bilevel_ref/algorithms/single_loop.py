@@ -55,16 +55,10 @@ import math
 
 import numpy as np
 
-from .._api import Option, Solver, register
+from .._api import Option, register
+from ._common import MinibatchSolver
 
-__all__ = ["SingleLoop", "SOBA", "SABA", "MASOBA", "BATCH_OPTIONS", "schedule_option"]
-
-#: Minibatch option shared by every single-loop method (and NBO / SO-Lazy-BiO).
-BATCH_OPTIONS = {
-    "batch_size": Option.integer(
-        None, "Minibatch size of both levels (None: full objectives, deterministic mode; "
-        "benchopt uses 64).", low=1, allow_none=True),
-}
+__all__ = ["SingleLoop", "SOBA", "SABA", "MASOBA", "schedule_option"]
 
 _SOBA_STEP_OPTIONS = {
     "step_size": Option.real(0.1, "Base step c of y and z (ρ_0 = c).", low=0),
@@ -82,7 +76,7 @@ def schedule_option(default):
                          "(benchopt form c/(t+1)^(1/2)); 'constant' keeps them fixed.")
 
 
-class SingleLoop(Solver):
+class SingleLoop(MinibatchSolver):
     """Engine of the SOBA family: one code path for SOBA, MA-SOBA, SABA and SO-Lazy-BiO.
 
     Subclasses call :meth:`configure` in ``setup``.  The iteration follows
@@ -96,7 +90,6 @@ class SingleLoop(Solver):
     """
 
     requires = ("grad_f", "grad_g", "hvp_yy_g", "cross_g")
-    stochastic = True
     default_maxiter = 1000
     default_gtol = 0.0
 
@@ -114,14 +107,12 @@ class SingleLoop(Solver):
         self.h_bar = None
 
     # -- hooks (SABA overrides them) ---------------------------------------
-    def draw(self, t, refresh):
+    def draw_pair(self, t, refresh):
         """Inner and outer minibatches of iteration t (None: full objectives)."""
         if self.batch_size is None:
             return None, None
         size = self.refresh_batch_size if refresh else self.batch_size
-        batch_g = self.problem.sample(self.rng, size, "lower")
-        batch_f = self.problem.sample(self.rng, self.batch_size, "upper")
-        return batch_g, batch_f
+        return self.sample_or_full("lower", size), self.sample_or_full("upper", self.batch_size)
 
     def estimates(self, x, y, z, refresh, batch_g, batch_f):
         """``(∇_x F, ∇_y F, ∇_y G, Hz, Jz)`` at (x, y, z); Hz, Jz are None when not due."""
@@ -142,7 +133,7 @@ class SingleLoop(Solver):
     def step(self, t):
         x, y, z = self.x, self.y, self.z
         refresh = t % self.N == 0
-        batch_g, batch_f = self.draw(t, refresh)
+        batch_g, batch_f = self.draw_pair(t, refresh)
         gx_f, gy_f, gy_g, hz, jz = self.estimates(x, y, z, refresh, batch_g, batch_f)
         scale = (t + 1.0) ** -self.decay if self.decay else 1.0
         if refresh:
@@ -163,7 +154,7 @@ class SingleLoop(Solver):
 class _SOBASteps(SingleLoop):
     """Step options of SOBA, SABA and MA-SOBA (c, outer_ratio, overrides)."""
 
-    options = {**_SOBA_STEP_OPTIONS, **BATCH_OPTIONS}
+    options = dict(_SOBA_STEP_OPTIONS)
 
     def soba_steps(self):
         o = self.opts
@@ -260,7 +251,7 @@ class SABA(_SOBASteps):
                 for mem, value in zip(self.memory[2:], p.fused_g(self.x, self.y, self.z, batch=batch)):
                     mem.fill(b, value)
 
-    def draw(self, t, refresh):
+    def draw_pair(self, t, refresh):
         # one minibatch id per level, uniformly (benchopt's sampler)
         b_g = int(self.rng.integers(len(self.batches_g)))
         b_f = int(self.rng.integers(len(self.batches_f)))

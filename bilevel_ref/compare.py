@@ -389,7 +389,8 @@ def main(argv=None):
                                 maxiter=args.maxiter)
 
     runs = result["runs"]
-    metrics = [m for m in ("val_loss", "test_accuracy", "grad_norm") if any(m in r["curve"] for r in runs.values())]
+    metrics = [m for m in ("val_loss", "test_accuracy", "weight_corrupted", "grad_norm")
+               if any(m in r["curve"] for r in runs.values())]
     if not metrics:
         metrics = [m for m in ("phi", "f") if any(m in r["curve"] for r in runs.values())]
     stem = _stem(args.problem, params, DEFAULT_PARAMS.get(args.problem, {}), args.seed)

@@ -20,7 +20,10 @@ METRIC_LABELS = {
     "f": "f(x, y)",
     "precision": "precision of σ(x_i) < 0.5",
     "recall": "recall of σ(x_i) < 0.5",
+    "weight_corrupted": "mean weight: corrupted (solid), clean (dashed)",
 }
+#: metric -> companion metric drawn dashed in the same panel and colour
+_COMPANIONS = {"weight_corrupted": "weight_clean"}
 _LOG_METRICS = {"grad_norm"}
 
 
@@ -71,7 +74,13 @@ def plot_compare(record, path, metrics=None):
                     # log-scaled time axis: the starting point (t = 0) is left out
                     keep = xs > 0
                     xs, ys = xs[keep], ys[keep]
-                ax.plot(xs, ys, label=method, marker="." if len(xs) < 30 else None, lw=1.4)
+                line, = ax.plot(xs, ys, label=method, marker="." if len(xs) < 30 else None, lw=1.4)
+                other = _COMPANIONS.get(metric)
+                if other in curve:
+                    ys2 = np.asarray(curve[other], dtype=float)
+                    if xkey == "time":
+                        ys2 = ys2[keep]
+                    ax.plot(xs, ys2, ls="--", color=line.get_color(), lw=1.0)
             ax.set_xlabel("oracle calls (gradients, Hessian builds, products: 1 each)"
                           if xkey == "calls" else "wall time [s]")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))

@@ -210,11 +210,9 @@ class F2SA(MinibatchSolver):
         self.y_pen = gd(lambda y: (p.grad_f(x, y, batch=self.draw("upper"))[1]
                                    + lam * p.grad_g(x, y, batch=self.draw("lower"))[1]),
                         self.y_pen, alpha, o.inner_steps).y
-        # Independent samples ζ1, ζ2 for the two ∇_x G terms (spec §2), hence not
-        # penalty_gradient, whose single batch_g is shared by both terms.
-        d = (p.grad_f(x, self.y_pen, batch=self.draw("upper"))[0]
-             + lam * (p.grad_g(x, self.y_pen, batch=self.draw("lower"))[0]
-                      - p.grad_g(x, self.z, batch=self.draw("lower"))[0]))
+        # independent samples ζ1, ζ2 for the two ∇_x G terms (spec §2)
+        d = penalty_gradient(p, x, self.y_pen, self.z, lam, batch_f=self.draw("upper"),
+                             batch_g=self.draw("lower"), batch_w=self.draw("lower")).d
         self.x = x - xi * d
         self.lam = lam + o.delta / (k + 1.0) ** (1.0 / 7.0)
         self.y = self.z

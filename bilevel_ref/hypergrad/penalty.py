@@ -76,11 +76,15 @@ __all__ = ["penalty_gradient", "penalty_inner_solve", "penalty_hessian", "Penalt
 NOT_PD_MESSAGE = "penalised lower-level Hessian not positive definite (increase lam)"
 
 
-def penalty_gradient(problem, x, y, w, lam, batch_f=None, batch_g=None):
-    """G(x; y, w) = ∇_x f(x, y) + λ(∇_x g(x, y) − ∇_x g(x, w))."""
+def penalty_gradient(problem, x, y, w, lam, batch_f=None, batch_g=None, batch_w="same"):
+    """G(x; y, w) = ∇_x f(x, y) + λ(∇_x g(x, y) − ∇_x g(x, w)).
+
+    ``batch_w`` is the batch of the ∇_x g(x, w) term: by default the same as
+    ``batch_g`` (correlated samples), or an independent one (F2SA's ζ1, ζ2).
+    """
     gx_f = problem.grad_f(x, y, batch=batch_f)[0]
     gx_g_y = problem.grad_g(x, y, batch=batch_g)[0]
-    gx_g_w = problem.grad_g(x, w, batch=batch_g)[0]
+    gx_g_w = problem.grad_g(x, w, batch=batch_g if isinstance(batch_w, str) else batch_w)[0]
     return Hypergradient(d=gx_f + lam * (gx_g_y - gx_g_w), y=y, info={"w": w})
 
 

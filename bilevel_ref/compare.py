@@ -71,6 +71,14 @@ DEFAULT_OPTIONS = {
     },
 }
 DEFAULT_OPTIONS["hyper-cleaning-synthetic"] = DEFAULT_OPTIONS["hyper-cleaning"]
+# meta-learning and learn-to-regularize: larger outer steps than the 0.01
+# fallback (validation loss after 3 000 calls, AID: 0.16 vs 0.88 on the meta
+# head with step 2; 0.52 vs 0.61 on logistic-regularization with step 1).
+DEFAULT_OPTIONS["meta-learning"] = {m: {"step_x": 2.0} for m in ("aid", "itd", "f2ba")}
+DEFAULT_OPTIONS["logistic-regularization"] = {m: {"step_x": 1.0} for m in ("aid", "itd", "f2ba")}
+for _table in (DEFAULT_OPTIONS["meta-learning"], DEFAULT_OPTIONS["logistic-regularization"]):
+    _table["itd"]["warm_start"] = True
+del _table
 
 #: Per-problem default *problem* parameters (``--param`` overrides them).  Hyper-
 #: cleaning uses μ = 0.01 for the multinomial model too: the spec's default

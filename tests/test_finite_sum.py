@@ -381,6 +381,8 @@ def test_samplers():
     assert np.array_equal(iid.sample(a, 7, "upper"), iid.sample(b, 7, "upper"))
     with pytest.raises(ValueError, match="level"):
         win.sample(rng, 3, "middle")
+    with pytest.raises(ValueError, match="size"):
+        iid.sample(rng, 0, "lower")
     x, y = np.ones(DX), np.ones(DY)                  # a window is an ordinary index array too
     batch = win.sample(np.random.default_rng(1), 30, "lower")
     assert _rel(win.grad_g(x, y, batch=batch)[1], win.grad_g(x, y, batch=np.array(batch))[1]) < 1e-15

@@ -613,6 +613,8 @@ class FiniteSumQuadratic(BilevelProblem):
         """
         if level not in self._arange:
             raise ValueError(f"level must be 'lower' or 'upper', got {level!r}")
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(f"size must be an integer >= 1, got {size!r}")
         arange = self._arange[level]
         n = arange.size
         m = min(int(size), n)

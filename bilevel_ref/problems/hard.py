@@ -306,6 +306,8 @@ class CDHSChain:
 
     def __init__(self, T, ell1=152.0):
         self.T = check_int(T, "T", minimum=1)
+        #: dimension (so that the chain can be lifted like any upper-level function)
+        self.dx = self.T
         self.ell1 = check_positive(ell1, "ell1")
         self.name = f"cdhs-chain(T={self.T})"
 
@@ -325,6 +327,16 @@ class CDHSChain:
         u = 2 * t[m] - 1
         # d/dt exp(1 - u^-2) = exp(1 - u^-2) * 2 u^-3 * 2
         out[m] = np.exp(1.0 - 1.0 / u**2) * 4.0 / u**3
+        return out
+
+    @staticmethod
+    def _d2psi(t):
+        t = np.asarray(t, dtype=float)
+        out = np.zeros_like(t)
+        m = t > 0.5
+        u = 2 * t[m] - 1
+        # Ψ'' = Ψ (16 u^-6 − 24 u^-4)  (u = 2t − 1)
+        out[m] = np.exp(1.0 - 1.0 / u**2) * (16.0 / u**6 - 24.0 / u**4)
         return out
 
     @staticmethod
@@ -352,6 +364,18 @@ class CDHSChain:
         out[1:] += -self._psi(-prev) * self._dphi(-cur) - self._psi(prev) * self._dphi(cur)
         out[:-1] += -self._dpsi(-prev) * self._phi(-cur) - self._dpsi(prev) * self._phi(cur)
         return out
+
+    def hess(self, x):
+        """:math:`\nabla^2\bar f_T(x)` (analytic, tridiagonal)."""
+        x = np.asarray(x, dtype=float)
+        d2phi = lambda t: -t * self._dphi(t)  # noqa: E731  (Φ'' = −t Φ')
+        diag = np.zeros(self.T)
+        diag[0] = -self._psi(np.array([1.0]))[0] * d2phi(x[0])
+        prev, cur = x[:-1], x[1:]
+        diag[1:] += self._psi(-prev) * d2phi(-cur) - self._psi(prev) * d2phi(cur)
+        diag[:-1] += self._d2psi(-prev) * self._phi(-cur) - self._d2psi(prev) * self._phi(cur)
+        off = self._dpsi(-prev) * self._dphi(-cur) - self._dpsi(prev) * self._dphi(cur)
+        return np.diag(diag) + np.diag(off, 1) + np.diag(off, -1)
 
 
 # ---------------------------------------------------------------------------
@@ -555,12 +579,15 @@ def lift_bilevel(h1, dx=2, dy=3, *, kappa=10.0, seed=0, order="gd", param=1.0, c
     spec(A) = geomspace(1/κ, 1), K and a standard normal from ``default_rng(seed)``.
     ``order``/``param`` (the construction's L for "gd", M for "cubic") fill
     ``constants()`` (``L_phi``; ``rho_phi`` and ``M`` for cubic instances).
+    A multi-dimensional ``h1`` with ``value``/``grad``/``hess``/``dx`` (e.g.
+    :class:`CDHSChain`) is lifted as φ = h1 itself (``dx`` ignored, ``L_phi = param``).
     """
     kappa = check_positive(kappa, "kappa")
     if kappa < 1:
         raise ValueError(f"kappa must be >= 1, got {kappa}")
     rng = np.random.default_rng(seed)
-    dx = check_int(dx, "dx", minimum=1)
+    upper = h1 if hasattr(h1, "hess") else None  # a multi-dimensional h (e.g. CDHSChain) is used as is
+    dx = upper.dx if upper is not None else check_int(dx, "dx", minimum=1)
     dy = check_int(dy, "dy", minimum=1)
     q, r = np.linalg.qr(rng.standard_normal((dy, dy)))
     q = q * np.sign(np.diag(r))
@@ -568,10 +595,14 @@ def lift_bilevel(h1, dx=2, dy=3, *, kappa=10.0, seed=0, order="gd", param=1.0, c
     A = 0.5 * (A + A.T)
     K = rng.standard_normal((dy, dx))
     a = rng.standard_normal(dy)
-    known = _hard_constants(h1, c, order, param)
+    if upper is None:
+        upper = SeparableUpper(h1, dx, c)
+        known = _hard_constants(h1, c, order, param)
+    else:
+        known = {"L_phi": float(param)}
     # ‖∇²f‖ ≤ ‖∇²h‖ + (1 + ‖K‖)² since ψ'' = sech² ≤ 1 (joint Hessian of f in (x, y))
-    known["L_f"] = max(h1.lipschitz_grad(), c) + (1.0 + float(np.linalg.norm(K, 2))) ** 2
-    return ShiftLiftedBilevel(SeparableUpper(h1, dx, c), K, A, a, constants=known, name=name or h1.name)
+    known["L_f"] = known["L_phi"] + (1.0 + float(np.linalg.norm(K, 2))) ** 2
+    return ShiftLiftedBilevel(upper, K, A, a, constants=known, name=name or h1.name)
 
 
 def lift_minimax(h1, dx=2, dy=3, *, mu=1.0, order="gd", param=1.0, c=1.0, name=None):
@@ -601,6 +632,12 @@ def _hard_ramp(seed=0, eps=1e-2, order="gd", dx=2, dy=3, L=1.0, M=1.0, delta=1.0
     param = L if order == "gd" else M
     return (lift_bilevel(h1, dx, dy, kappa=kappa, seed=seed, order=order, param=param, name="hard-ramp"),
             np.zeros(dx))
+
+
+@register_problem("hard-chain", "Carmon-Duchi-Hinder-Sidford zero-chain (complexity §5.3), shift-lifted, L_phi = ell1")
+def _hard_chain(seed=0, T=20, dy=3, ell1=152.0, kappa=10.0):
+    chain = CDHSChain(T, ell1)
+    return lift_bilevel(chain, dy=dy, kappa=kappa, seed=seed, param=ell1, name="hard-chain"), np.zeros(T)
 
 
 @register_problem("hard-cubic-minimax", "Cartis-Gould-Toint cubic worst case lifted to minimax (P = h)")

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import inspect
 import json
 import math
 import numbers
@@ -322,7 +321,7 @@ def verdict(slope, b_theory, mode="upper", tol=None):
     """Compare a fitted slope with the theory exponent.
 
     ``mode="upper"`` (benign problems): pass iff b ≤ b_theory + tol (tol 0.15);
-    ``mode="sharp"`` (worst-case instances): pass iff |b − b_theory| ≤ tol (tol 0.1).
+    ``mode="sharp"`` (worst-case instances): pass iff ``abs(b - b_theory) <= tol`` (tol 0.1).
     Returns ``{"pass": bool | None, "mode", "tol", "slope", "theory", "text"}``
     (``pass`` is None when the slope or the theory is missing).
     """
@@ -784,11 +783,10 @@ def _jsonable(obj):
 def _resolve_problem(problem, problem_params, eps, seed, x0):
     """(problem, x0, name, eps_dependent) from an instance, a callable or a catalog name."""
     if isinstance(problem, str):
-        from .problems.catalog import _BUILDERS, build_problem, problem_names
+        from .problems.catalog import build_problem, describe_problems
 
-        problem_names()
         params = dict(problem_params or {})
-        takes_eps = problem in _BUILDERS and "eps" in inspect.signature(_BUILDERS[problem][0]).parameters
+        takes_eps = any(name == problem and "eps" in defaults for name, _, defaults in describe_problems())
         if takes_eps and eps is not None:
             params["eps"] = float(eps)
         prob, start = build_problem(problem, seed=seed, **params)
@@ -1003,19 +1001,17 @@ def plot_sweep(result, path=None, quantities=None, ax=None, title=None):
     saves it to ``path`` when given.
     """
     import matplotlib
-
-    if path is not None and ax is None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     quantities = list(quantities or result.fits)
-    fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 4.2))
+        # a bare Figure: no pyplot state, works with any backend (and none)
+        fig = Figure(figsize=(6.0, 4.2))
+        ax = fig.subplots()
     else:
         fig = ax.figure
     xs = 1.0 / result.grid if result.variable == "eps" else result.grid
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for n, q in enumerate(quantities):
         c = colors[n % len(colors)]
         vals = result.quantity(q)

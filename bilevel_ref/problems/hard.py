@@ -167,11 +167,11 @@ class PiecewiseHermite:
         return gk + jump * (3 * t * t - 2 * t * t * t), jump * 6 * t * (1 - t) / step
 
     def lipschitz_grad(self):
-        """Exact Lipschitz constant of f' : max over pieces of 1.5 |g_{k+1} − g_k| / s_k."""
+        r"""Exact Lipschitz constant of f': :math:`\max_k 1.5\,|g_{k+1} - g_k|/s_k`."""
         return float(np.max(1.5 * np.abs(self.jumps) / self.steps))
 
     def lipschitz_hess(self):
-        """Exact Lipschitz constant of f'' : max over pieces of 6 |g_{k+1} − g_k| / s_k²."""
+        r"""Exact Lipschitz constant of f'': :math:`\max_k 6\,|g_{k+1} - g_k|/s_k^2`."""
         return float(np.max(6.0 * np.abs(self.jumps) / self.steps**2))
 
     def gap(self):
@@ -191,7 +191,7 @@ def cgt_hitting_time(eps, order, eta=0.01, k0=2):
 
     ``order="cubic"``: :math:`\max(0, \lceil\varepsilon^{-3/(2+3\eta)}\rceil - k_0)`;
     ``order="gd"``: :math:`\max(0, \lceil\varepsilon^{-2/(1+2\eta)}\rceil - k_0)`.
-    Exact for η > 0 (at η = 0 a grid ε = 10^{-j/2} produces ties |g_k| = ε).
+    Exact for η > 0 (at η = 0 a grid ε = 10^{-j/2} produces ties :math:`|g_k| = \varepsilon`).
     """
     check_choice(order, "order", ("cubic", "gd"))
     eta, k0 = _check_eta_k0(eta, k0)

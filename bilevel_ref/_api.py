@@ -371,8 +371,14 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
             f"method {cls.name!r} with a batch_size needs a stochastic problem "
             f"(n_lower/n_upper and sample()); problem {problem.name!r} has none"
         )
-    x0 = as_vector(x0, "x0", problem.dx)
-    y0 = np.zeros(problem.dy) if opts.y0 is None else as_vector(opts.y0, "options['y0']", problem.dy)
+    # Iterates in the problem's dtype: float64 unless the problem declares float32
+    # storage (not the reference mode).
+    dtype = np.dtype(getattr(problem, "dtype", np.float64))
+    if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise TypeError(f"problem.dtype must be float64 or float32, got {dtype}")
+    x0 = as_vector(x0, "x0", problem.dx, dtype=dtype)
+    y0 = (np.zeros(problem.dy, dtype=dtype) if opts.y0 is None
+          else as_vector(opts.y0, "options['y0']", problem.dy, dtype=dtype))
 
     rng = np.random.default_rng(int(seed))
     counter = OracleCounter(problem, opts.budget)

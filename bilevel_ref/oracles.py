@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from .problems.base import EXACT_ORACLES, ORACLE_KINDS
+from .problems.base import EXACT_ORACLES, GRADIENT_BLOCKS, ORACLE_KINDS
 
 __all__ = ["OracleCounter", "BudgetExhausted", "COUNT_KINDS"]
 
@@ -36,13 +36,15 @@ class BudgetExhausted(RuntimeError):
         super().__init__(f"oracle budget exhausted: {what} limited to {limit}")
 
 
-def _counted(kind):
+def _counted(kind, name=None):
+    name = kind if name is None else name
+
     def oracle(self, *args, **kwargs):
         self._tick(kind, 1)
-        return getattr(self.exact, kind)(*args, **kwargs)
+        return getattr(self.exact, name)(*args, **kwargs)
 
-    oracle.__name__ = kind
-    oracle.__doc__ = f"Counted call of the problem's ``{kind}`` oracle."
+    oracle.__name__ = name
+    oracle.__doc__ = f"Counted call of the problem's ``{name}`` oracle (kind ``{kind}``)."
     return oracle
 
 
@@ -160,4 +162,6 @@ class OracleCounter:
 
 for _kind in ORACLE_KINDS:
     setattr(OracleCounter, _kind, _counted(_kind))
-del _kind
+for _name, (_kind, _) in GRADIENT_BLOCKS.items():   # one block of a gradient: counted as the gradient
+    setattr(OracleCounter, _name, _counted(_kind, _name))
+del _kind, _name

@@ -238,8 +238,6 @@ def test_gradient_blocks_equal_the_gradient(pair, point, storage, rng):
             assert _rel(getattr(p, f"grad_y_{fn}")(x, y, batch=batch), gy) < 1e-14
 
 
-@pytest.mark.xfail(strict=True, reason="OracleCounter does not count grad_y_g yet (proposed protocol "
-                   "change: gradient-block oracles counted as grad_g / grad_f)")
 def test_gradient_blocks_are_counted(pair, point):
     x, y, _, _ = point
     counter = OracleCounter(pair[0])

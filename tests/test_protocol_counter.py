@@ -171,3 +171,15 @@ def test_budget_stops_before_the_call(rng):
 def test_budget_validation(budget, exc):
     with pytest.raises(exc, match="budget"):
         OracleCounter(ToyDense(), budget=budget)
+
+
+def test_gradient_blocks_default_to_the_gradient_and_count_as_it(rng):
+    problem = ToyDense()
+    counter = OracleCounter(problem)
+    x, y = rng.standard_normal(3), rng.standard_normal(3)
+    np.testing.assert_array_equal(counter.grad_y_g(x, y), y - x)
+    np.testing.assert_array_equal(counter.grad_x_g(x, y), x - y)
+    np.testing.assert_array_equal(counter.grad_x_f(x, y), x)
+    np.testing.assert_array_equal(counter.grad_y_f(x, y), y - 1)
+    assert counter.counts["grad_g"] == 2 and counter.counts["grad_f"] == 2
+    assert problem.provides("grad_y_g") and not ValuesOnly().provides("grad_y_g")

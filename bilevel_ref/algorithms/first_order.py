@@ -206,9 +206,9 @@ class F2SA(MinibatchSolver):
         alpha = c / (k + 1.0) ** (5.0 / 7.0)
         gamma = c / (k + 1.0) ** (4.0 / 7.0)
         xi = (c / o.outer_ratio) / (k + 1.0) ** (4.0 / 7.0)
-        self.z = gd(lambda z: p.grad_g(x, z, batch=self.draw("lower"))[1], self.z, gamma, o.inner_steps).y
-        self.y_pen = gd(lambda y: (p.grad_f(x, y, batch=self.draw("upper"))[1]
-                                   + lam * p.grad_g(x, y, batch=self.draw("lower"))[1]),
+        self.z = gd(lambda z: p.grad_y_g(x, z, batch=self.draw("lower")), self.z, gamma, o.inner_steps).y
+        self.y_pen = gd(lambda y: (p.grad_y_f(x, y, batch=self.draw("upper"))
+                                   + lam * p.grad_y_g(x, y, batch=self.draw("lower"))),
                         self.y_pen, alpha, o.inner_steps).y
         # independent samples ζ1, ζ2 for the two ∇_x G terms (spec §2)
         d = penalty_gradient(p, x, self.y_pen, self.z, lam, batch_f=self.draw("upper"),

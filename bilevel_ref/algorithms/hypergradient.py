@@ -253,7 +253,7 @@ class StocBiO(_BenchoptSteps):
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
         for _ in range(o.inner_steps):
-            self.y = self.y - self.step_y * p.grad_g(x, self.y, batch=self.draw("lower"))[1]
+            self.y = self.y - self.step_y * p.grad_y_g(x, self.y, batch=self.draw("lower"))
         est = stocbio_hypergradient(p, x, self.y, self.step_v, self.draw("upper"),
                                     self.draws("lower", o.neumann_steps), self.draw("lower"))
         self.x = x - self.step_x * est.d
@@ -274,22 +274,22 @@ class AmIGO(_BenchoptSteps):
 
     def setup(self):
         super().setup()
-        self.v = np.zeros(self.problem.dy)
+        self.v = np.zeros_like(self.y)
 
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
         y, v, eta = self.y, self.v, self.step_v
         for _ in range(o.inner_steps):
-            y = y - self.step_y * p.grad_g(x, y, batch=self.draw("lower"))[1]
+            y = y - self.step_y * p.grad_y_g(x, y, batch=self.draw("lower"))
         if o.fixed_rhs:
             gx_f, gy_f = p.grad_f(x, y, batch=self.draw("upper"))
         for _ in range(o.inner_steps):
             hv = p.hvp_yy_g(x, y, v, batch=self.draw("lower"))
             if not o.fixed_rhs:
-                gy_f = p.grad_f(x, y, batch=self.draw("upper"))[1]
+                gy_f = p.grad_y_f(x, y, batch=self.draw("upper"))
             v = v - eta * (hv - gy_f)
         if not o.fixed_rhs:
-            gx_f = p.grad_f(x, y, batch=self.draw("upper"))[0]
+            gx_f = p.grad_x_f(x, y, batch=self.draw("upper"))
         d = gx_f - p.cross_g(x, y, v, batch=self.draw("lower"))
         self.y, self.v = y, v
         self.x = x - self.step_x * d

@@ -102,7 +102,7 @@ class SingleLoop(MinibatchSolver):
         self.jvp_after_update = jvp_after_update
         self.batch_size = batch_size
         self.refresh_batch_size = batch_size if refresh_batch_size is None else refresh_batch_size
-        self.z = np.zeros(self.problem.dy)
+        self.z = np.zeros_like(self.y)
         self.jz = None
         self.h_bar = None
 

@@ -82,9 +82,9 @@ def penalty_gradient(problem, x, y, w, lam, batch_f=None, batch_g=None, batch_w=
     ``batch_w`` is the batch of the ∇_x g(x, w) term: by default the same as
     ``batch_g`` (correlated samples), or an independent one (F2SA's ζ1, ζ2).
     """
-    gx_f = problem.grad_f(x, y, batch=batch_f)[0]
-    gx_g_y = problem.grad_g(x, y, batch=batch_g)[0]
-    gx_g_w = problem.grad_g(x, w, batch=batch_g if isinstance(batch_w, str) else batch_w)[0]
+    gx_f = problem.grad_x_f(x, y, batch=batch_f)
+    gx_g_y = problem.grad_x_g(x, y, batch=batch_g)
+    gx_g_w = problem.grad_x_g(x, w, batch=batch_g if isinstance(batch_w, str) else batch_w)
     return Hypergradient(d=gx_f + lam * (gx_g_y - gx_g_w), y=y, info={"w": w})
 
 

@@ -93,8 +93,11 @@ def gd(grad, y0, step, steps, tol=None):
     gnorm = np.nan
     for k in range(steps):
         gy = grad(y)
-        gnorm = float(np.linalg.norm(gy))
-        if tol is not None and gnorm <= tol:
-            return InnerResult(y, k + 1, gnorm, True)
+        if tol is not None:
+            gnorm = float(np.linalg.norm(gy))
+            if gnorm <= tol:
+                return InnerResult(y, k + 1, gnorm, True)
         y = y - step * gy
+    if tol is None and steps:
+        gnorm = float(np.linalg.norm(gy))  # reported only: the last gradient's norm, once
     return InnerResult(y, steps, gnorm, tol is not None and gnorm <= tol)

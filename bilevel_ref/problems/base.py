@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BilevelProblem", "MinimaxProblem", "ORACLE_KINDS", "EXACT_ORACLES"]
+__all__ = ["BilevelProblem", "MinimaxProblem", "ORACLE_KINDS", "EXACT_ORACLES", "GRADIENT_BLOCKS"]
 
 #: matrix-free product name -> (dense-block index, transpose?)
 _PRODUCTS = {
@@ -44,6 +44,11 @@ _PRODUCTS = {
     "cross_t": (1, True),
     "hvp_yy": (2, False),
 }
+
+#: One block of a gradient -> (the gradient oracle it is counted as, block index).
+#: A problem overrides them when one block is cheaper than both (finite sums).
+GRADIENT_BLOCKS = {"grad_x_f": ("grad_f", 0), "grad_y_f": ("grad_f", 1),
+                   "grad_x_g": ("grad_g", 0), "grad_y_g": ("grad_g", 1)}
 
 #: Counted oracle kinds of a bilevel problem, in the order results report them.
 ORACLE_KINDS = (
@@ -94,6 +99,8 @@ class _ProblemBase:
                 return all(self._overrides(f"{p}_{fn}") for p in _PRODUCTS)
             if any(oracle == f"{p}_{fn}" for p in _PRODUCTS):
                 return self._overrides(f"hess_{fn}")
+        if oracle in GRADIENT_BLOCKS:
+            return self.provides(GRADIENT_BLOCKS[oracle][0])
         if oracle == "fused_g":
             return all(self.provides(k) for k in ("grad_g", "hvp_yy_g", "cross_g"))
         if oracle == "sample":
@@ -161,6 +168,14 @@ class _ProblemBase:
         """Dense blocks ``(∇²_xx f, ∇²_xy f, ∇²_yy f)``."""
         return self._dense_from_products("f", x, y, batch)
 
+    def grad_x_f(self, x, y, batch=None):
+        """``∇_x f`` alone (counted as one ``grad_f``); override when cheaper than both blocks."""
+        return self.grad_f(x, y, batch=batch)[0]
+
+    def grad_y_f(self, x, y, batch=None):
+        """``∇_y f`` alone (counted as one ``grad_f``); override when cheaper than both blocks."""
+        return self.grad_f(x, y, batch=batch)[1]
+
     def hvp_yy_f(self, x, y, v, batch=None):
         """``∇²_yy f · v``."""
         return self._product("f", "hvp_yy", x, y, v, batch)
@@ -220,6 +235,14 @@ class BilevelProblem(_ProblemBase):
     def hess_g(self, x, y, batch=None):
         """Dense blocks ``(∇²_xx g, ∇²_xy g, ∇²_yy g)``."""
         return self._dense_from_products("g", x, y, batch)
+
+    def grad_x_g(self, x, y, batch=None):
+        """``∇_x g`` alone (counted as one ``grad_g``); override when cheaper than both blocks."""
+        return self.grad_g(x, y, batch=batch)[0]
+
+    def grad_y_g(self, x, y, batch=None):
+        """``∇_y g`` alone (counted as one ``grad_g``); override when cheaper than both blocks."""
+        return self.grad_g(x, y, batch=batch)[1]
 
     def hvp_yy_g(self, x, y, v, batch=None):
         """``∇²_yy g · v``."""

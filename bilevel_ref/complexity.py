@@ -456,27 +456,60 @@ def derived_totals(counts, d, batch=1, cost_model=None, count_samples=False):
 # ---------------------------------------------------------------------------
 # truth and runs
 # ---------------------------------------------------------------------------
+def _lower_solve(problem, x, y0, tol=1e-12):
+    """Accurate y*(x), uncounted: damped Newton on g(x, ·) (dense ``hess_g``), else AGD.
+
+    Newton uses Armijo backtracking on g, so it converges from any warm start;
+    AGD needs ``L_g``/``mu_g`` in ``constants()``.  Stops at ‖∇_y g‖ ≤ ``tol`` or
+    when rounding prevents further decrease.
+    """
+    if problem.provides("hess_g"):
+        y = np.array(y0, dtype=float)
+        for _ in range(200):
+            gy = problem.grad_g(x, y)[1]
+            if np.linalg.norm(gy) <= tol:
+                break
+            step = np.linalg.solve(problem.hess_g(x, y)[2], gy)
+            g0, t = problem.g(x, y), 1.0
+            while problem.g(x, y - t * step) > g0 - 1e-4 * t * float(gy @ step) and t > 1e-10:
+                t *= 0.5
+            if t <= 1e-10:  # no decrease representable any more: y is accurate to rounding
+                break
+            y = y - t * step
+        return y
+    from .linalg.agd import agd
+
+    known = problem.constants()
+    if "L_g" not in known or "mu_g" not in known:
+        raise ValueError(f"problem {problem.name!r} has no grad_phi, no hess_g and no L_g/mu_g in "
+                         "constants(): cannot compute the true hypergradient")
+    return agd(lambda v: problem.grad_g(x, v)[1], y0, known["L_g"], known["mu_g"], 200_000, tol=tol).y
+
+
 def true_stationarity(problem, x, need_hess=False, y_warm=None):
     """Uncounted truth ``(‖∇φ(x)‖, λ_min(∇²φ(x)) or NaN, y)`` at x.
 
     Uses ``grad_phi``/``hess_phi`` when the problem has them; otherwise solves
-    the lower level by AGD to ‖∇_y g‖ ≤ 1e-12 (warm start ``y_warm``) and takes
-    the implicit-function hypergradient with a dense Cholesky solve.
+    the lower level accurately (:func:`_lower_solve`: damped Newton or AGD to
+    ‖∇_y g‖ ≤ 1e-12, warm start ``y_warm``) and takes the implicit-function
+    hypergradient with a dense Cholesky solve.
     """
     if problem.provides("grad_phi"):
         gn = float(np.linalg.norm(problem.grad_phi(x)))
         y = None
     else:
         from .hypergrad.exact import exact_hypergradient
-        from .linalg.agd import agd
 
-        known = problem.constants()
-        if "L_g" not in known or "mu_g" not in known:
-            raise ValueError(f"problem {problem.name!r} has no grad_phi and no L_g/mu_g in constants(): "
-                             "cannot compute the true hypergradient")
-        y0 = np.zeros(problem.dy) if y_warm is None else y_warm
-        y = agd(lambda v: problem.grad_g(x, v)[1], y0, known["L_g"], known["mu_g"], 200_000, tol=1e-12).y
-        gn = float(np.linalg.norm(exact_hypergradient(problem, x, y).d))
+        y0 = np.zeros(problem.dy) if y_warm is None or not np.all(np.isfinite(y_warm)) else y_warm
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                y = _lower_solve(problem, x, y0)
+                gn = float(np.linalg.norm(exact_hypergradient(problem, x, y).d))
+        except (ValueError, np.linalg.LinAlgError):
+            # a diverging run (overflow in the lower level): the target is not met here
+            y, gn = None, math.inf
+        if not np.isfinite(gn):
+            y, gn = None, math.inf
     lam = math.nan
     if need_hess:
         if not problem.provides("hess_phi"):

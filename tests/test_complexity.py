@@ -254,6 +254,24 @@ def test_truth_without_closed_forms_uses_an_accurate_inner_solve():
     assert gn == pytest.approx(float(np.linalg.norm(prob.grad_phi(x))), rel=1e-10)
 
 
+def test_truth_on_a_problem_without_closed_forms():
+    """Logistic learn-to-regularize: Newton truth matches finite differences of φ; overflow → inf."""
+    from bilevel_ref.problems.regularization import make_logistic_regularization
+
+    prob = make_logistic_regularization(50, 50, 3, seed=0)
+    x = np.array([0.3, -0.2, 0.1])
+    gn, _, y = C.true_stationarity(prob, x)
+    assert np.linalg.norm(prob.grad_g(x, y)[1]) <= 1e-12
+
+    def phi(v):
+        return prob.f(v, C.true_stationarity(prob, v)[2])
+
+    h = 1e-5
+    fd = np.array([(phi(x + h * e) - phi(x - h * e)) / (2 * h) for e in np.eye(3)])
+    assert gn == pytest.approx(float(np.linalg.norm(fd)), rel=1e-6)
+    assert C.true_stationarity(prob, np.full(3, 800.0))[0] == math.inf  # exp overflow: not stationary
+
+
 def test_kappa_sweep_aid():
     res = C.kappa_sweep("aid", [3.0, 10.0, 30.0], 1e-4, dx=5, dy=5,
                         options={"inner_steps": 10, "hvp_steps": 10}, quantities=["iterations", "first_order"])

@@ -208,6 +208,27 @@ def test_fsba_iterations_exponent_on_hard_instance():
     assert np.array_equal(res.counts["hess_f"][0], it) and np.array_equal(res.counts["hess_g"][0], 2 * it)
 
 
+def test_fsba_on_benign_quartic_quadratic_respects_the_bound():
+    """Spec §6: on the quartic-quadratic problem (strict saddle at the start) FSBA's sosp slope ≤ 1.5 + 0.15."""
+    res = C.eps_sweep("fsba", "quartic-quadratic", C.eps_grid(1e-1, 1e-4, 2), options={"M": 10.0, "lam": 1e4},
+                      measure="sosp", quantities=["iterations", "second_order"])
+    assert np.all(np.isfinite(res.iterations))
+    for q in ("iterations", "second_order"):
+        assert res.verdicts[q]["pass"] and res.fits[q].slope <= 1.5 + 0.15
+
+
+@pytest.mark.parametrize("problem", ["quartic-quadratic", "hard-cubic"])
+@pytest.mark.parametrize("T", [7, 12])
+def test_lfsba_hessian_count_on_both_spec_problems(problem, T):
+    prob, x0 = build_problem(problem, **({"eps_min": 1e-2} if problem == "hard-cubic" else {}))
+    m = 3
+    res = minimize(prob, "lfsba", x0, options={"M": 10.0, "m": m, "maxiter": T, "stop_rule": "exact",
+                                               "eps": 1e-14, "lam": 1e4})
+    assert res.nit == T
+    assert res.oracle_calls["hess_f"] == math.ceil(T / m)
+    assert res.oracle_calls["hess_g"] == 2 * math.ceil(T / m)
+
+
 @pytest.mark.parametrize("m", [1, 3, 4])
 def test_lfsba_hessian_count_is_ceil_T_over_m(m):
     prob, x0 = build_problem("hard-cubic", eps_min=1e-2, dx=3)

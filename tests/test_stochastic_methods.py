@@ -39,7 +39,7 @@ def exact_hypergradient(problem, x):
 STOCHASTIC_RUNS = {
     # The Neumann methods need Q ≈ 50 here: λ_min(∇²_yy g) falls to ≈ 0.16 as the penalties e^x
     # shrink, and Q = 10 terms of step 0.4 leave a (1 − 0.064)^11 ≈ 50% truncation bias.
-    "stocbio": {"step_size": 0.5, "step_v": 0.4, "outer_ratio": 0.025, "neumann_steps": 50, "maxiter": 300,
+    "stocbio": {"step_size": 0.5, "step_v": 0.4, "outer_ratio": 0.025, "neumann_steps": 50, "maxiter": 600,
                 "batch_size": 128},
     "amigo": {"step_size": 0.5, "outer_ratio": 0.02, "maxiter": 200},
     "mrbo": {"step_size": 0.5, "step_v": 0.4, "outer_ratio": 0.005, "neumann_steps": 50, "maxiter": 300,

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels.sampling import floyd_subset
+
 __all__ = ["BilevelProblem", "MinimaxProblem", "ORACLE_KINDS", "EXACT_ORACLES", "GRADIENT_BLOCKS"]
 
 #: matrix-free product name -> (dense-block index, transpose?)
@@ -118,7 +120,7 @@ class _ProblemBase:
 
     # -- sampling ----------------------------------------------------------
     def sample(self, rng, size, level):
-        """Draw ``size`` sample indices without replacement.
+        """Draw ``size`` distinct sample indices uniformly (Floyd's algorithm).
 
         Parameters
         ----------
@@ -136,7 +138,7 @@ class _ProblemBase:
             raise NotImplementedError(
                 f"problem {self.name!r} is not stochastic (no {level}-level samples)"
             )
-        return rng.choice(n, size=min(int(size), n), replace=False)
+        return floyd_subset(rng.random(min(int(size), n)), n)
 
     # -- derivations between dense blocks and products ----------------------
     def _product(self, fn, kind, x, y, vec, batch):

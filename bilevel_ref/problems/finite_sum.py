@@ -65,6 +65,7 @@ import numbers
 import numba
 import numpy as np
 
+from .._kernels.sampling import floyd_subset
 from .._validation import as_matrix, check_choice, check_int, check_positive
 from .base import BilevelProblem
 from .quadratic import QuadraticBilevel
@@ -217,27 +218,6 @@ def _factored_product(src, src_row, dst, dst_row, idx, vec, out):  # pragma: no 
             out[r] += s * b[r]
     out /= idx.shape[0]
     return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _floyd(u, n):  # pragma: no cover - compiled
-    """Floyd's algorithm: a uniform random m-subset of range(n) from m uniforms u in [0, 1).
-
-    For j = n−m, ..., n−1 draw t uniform in {0..j}; take t, or j if t was taken.
-    Every m-subset is equally likely (the order is not a uniform permutation,
-    which a minibatch mean does not need).
-    """
-    m = u.shape[0]
-    out = np.empty(m, dtype=np.int64)
-    seen = np.zeros(n, dtype=np.bool_)
-    for k in range(m):
-        j = n - m + k
-        t = min(int(u[k] * (j + 1)), j)
-        if seen[t]:
-            t = j
-        seen[t] = True
-        out[k] = t
-    return out
 
 
 def _check(status, idx, n):
@@ -619,7 +599,7 @@ class FiniteSumQuadratic(BilevelProblem):
         n = arange.size
         m = min(int(size), n)
         if self.sampler == "iid":
-            return _floyd(rng.random(m), n)
+            return floyd_subset(rng.random(m), n)
         start = int(rng.integers(n))
         if start + m <= n:
             return arange[start:start + m]

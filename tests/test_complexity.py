@@ -229,6 +229,19 @@ def test_lfsba_hessian_count_on_both_spec_problems(problem, T):
     assert res.oracle_calls["hess_g"] == 2 * math.ceil(T / m)
 
 
+def test_mcn_lmcn_on_minimax_lift():
+    """Minimax lift of §5.1 (P = h): MCN visits the CGT nodes; LMCN refreshes its Hessian ⌈T/m⌉ times."""
+    eps = EPS7[:3]
+    res = C.eps_sweep("mcn", "hard-cubic-minimax", eps, problem_params={"eps_min": 1e-2}, options={"M": 1.0},
+                      measure="minimax", mode="sharp", theory=3 / 2.03, quantities=["iterations"])
+    assert res.iterations[0].tolist() == cgt_hitting_time(eps, "cubic").tolist()
+    assert res.verdicts["iterations"]["pass"]
+    lazy = C.eps_sweep("lmcn", "hard-cubic-minimax", eps[:2], problem_params={"eps_min": 1e-2},
+                       options={"M": 1.0, "m": 4}, measure="minimax", quantities=["iterations"])
+    it = lazy.iterations[0]
+    assert np.array_equal(lazy.counts["hess_f"][0], np.ceil(it / 4))
+
+
 @pytest.mark.parametrize("m", [1, 3, 4])
 def test_lfsba_hessian_count_is_ceil_T_over_m(m):
     prob, x0 = build_problem("hard-cubic", eps_min=1e-2, dx=3)

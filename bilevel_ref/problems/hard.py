@@ -545,7 +545,8 @@ class LiftedMinimax(MinimaxProblem):
         return self.upper.hess(x), np.zeros((self.dx, self.dy)), -self.mu * np.eye(self.dy)
 
     def constants(self):
-        out = {"mu": self.mu, "ell": max(self.mu, self._constants.get("L_phi", self.mu))}
+        # f(x, ·) is μ-strongly concave and μ-smooth; ℓ bounds the whole Hessian of f
+        out = {"mu_y": self.mu, "L_y": self.mu, "ell": max(self.mu, self._constants.get("L_phi", self.mu))}
         out.update(self._constants)
         return out
 

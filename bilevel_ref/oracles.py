@@ -151,6 +151,10 @@ class OracleCounter:
             )
         return getattr(self.exact, attr)
 
+    def count_samples(self, n):
+        """Count ``n`` samples a method selected itself (e.g. SABA's fixed minibatches)."""
+        self._tick("samples", int(n))
+
     def snapshot(self):
         """A copy of the counts, for histories."""
         return dict(self.counts)

@@ -256,7 +256,9 @@ class SABA(_SOBASteps):
         b_g = int(self.rng.integers(len(self.batches_g)))
         b_f = int(self.rng.integers(len(self.batches_f)))
         self.ids = (b_f, b_f, b_g, b_g, b_g)
-        return self.batches_g[b_g], self.batches_f[b_f]
+        batch_g, batch_f = self.batches_g[b_g], self.batches_f[b_f]
+        self.problem.count_samples(len(batch_g) + len(batch_f))
+        return batch_g, batch_f
 
     def estimates(self, x, y, z, refresh, batch_g, batch_f):
         fresh = super().estimates(x, y, z, refresh, batch_g, batch_f)

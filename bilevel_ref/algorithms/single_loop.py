@@ -257,7 +257,8 @@ class SABA(_SOBASteps):
         b_f = int(self.rng.integers(len(self.batches_f)))
         self.ids = (b_f, b_f, b_g, b_g, b_g)
         batch_g, batch_f = self.batches_g[b_g], self.batches_f[b_f]
-        self.problem.count_samples(len(batch_g) + len(batch_f))
+        if batch_g is not None:  # deterministic mode: one "minibatch", the full objectives
+            self.problem.count_samples(len(batch_g) + len(batch_f))
         return batch_g, batch_f
 
     def estimates(self, x, y, z, refresh, batch_g, batch_f):

@@ -52,3 +52,9 @@ class MinibatchSolver(Solver):
     def draws(self, level, count):
         """``count`` fresh minibatches of one level (a list of None in deterministic mode)."""
         return [self.draw(level) for _ in range(count)]
+
+    def lower_sgd(self, x, y, step, steps):
+        """``steps`` gradient steps on g(x, ·) from ``y``, each on a fresh lower minibatch."""
+        for _ in range(steps):
+            y = y - step * self.problem.grad_y_g(x, y, batch=self.draw("lower"))
+        return y

@@ -176,8 +176,7 @@ class AID(MinibatchSolver):
 
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
-        for _ in range(o.inner_steps):
-            self.y = self.y - self.step_y * p.grad_g(x, self.y, batch=self.draw("lower"))[1]
+        self.y = self.lower_sgd(x, self.y, self.step_y, o.inner_steps)
         v0 = self.v if o.warm_v else None
         batch_f, batch_g = self.draw("upper"), self.draw("lower")
         if o.inner == "cg":
@@ -252,8 +251,7 @@ class StocBiO(_BenchoptSteps):
 
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
-        for _ in range(o.inner_steps):
-            self.y = self.y - self.step_y * p.grad_y_g(x, self.y, batch=self.draw("lower"))
+        self.y = self.lower_sgd(x, self.y, self.step_y, o.inner_steps)
         est = stocbio_hypergradient(p, x, self.y, self.step_v, self.draw("upper"),
                                     self.draws("lower", o.neumann_steps), self.draw("lower"))
         self.x = x - self.step_x * est.d
@@ -279,8 +277,7 @@ class AmIGO(_BenchoptSteps):
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
         y, v, eta = self.y, self.v, self.step_v
-        for _ in range(o.inner_steps):
-            y = y - self.step_y * p.grad_y_g(x, y, batch=self.draw("lower"))
+        y = self.lower_sgd(x, y, self.step_y, o.inner_steps)
         if o.fixed_rhs:
             gx_f, gy_f = p.grad_f(x, y, batch=self.draw("upper"))
         for _ in range(o.inner_steps):

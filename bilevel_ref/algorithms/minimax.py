@@ -50,7 +50,13 @@ from .._api import Option, Solver, register
 from ..hypergrad.penalty import cholesky_quadratic_form
 from ..linalg.agd import agd
 from ._common import problem_constant
-from .second_order import BACKEND_OPTION, CUBIC_OPTIONS, CubicNewtonMixin, period_option
+from .second_order import (
+    BACKEND_OPTION,
+    CUBIC_OPTIONS,
+    FRESH_CUBIC_SOLVER_OPTION,
+    CubicNewtonMixin,
+    period_option,
+)
 
 __all__ = ["GDA", "MCN", "LMCN", "minimax_hessian"]
 
@@ -127,10 +133,7 @@ class MCN(_MinimaxCubicNewton):
     name = "mcn"
     options = {
         "stop_rule": _STOP_RULE,
-        "cubic_solver": Option.choice("eigh", ("eigh", "lanczos", "gd"),
-                                      "Cubic subproblem solver on the dense H_t (solve_cubic method); "
-                                      "min_eig is exact with eigh, the smallest Ritz value with lanczos, "
-                                      "None with gd (computed by eigvalsh only for stop_rule='estimate')."),
+        "cubic_solver": FRESH_CUBIC_SOLVER_OPTION,
     }
 
     def setup(self):

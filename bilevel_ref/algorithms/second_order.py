@@ -289,6 +289,14 @@ class _PenaltyCubicNewton(CubicNewtonMixin, _PenaltySecondOrder):
 _STOP_RULES = ("step", "estimate", "exact")
 
 
+#: the ``cubic_solver`` option of the methods with a fresh dense Hessian every iteration
+FRESH_CUBIC_SOLVER_OPTION = Option.choice(
+    "eigh", ("eigh", "lanczos", "gd"),
+    "Cubic subproblem solver on the dense H_t (solve_cubic method); min_eig is exact with eigh, "
+    "the smallest Ritz value with lanczos, None with gd (computed by eigvalsh only for "
+    "stop_rule='estimate').")
+
+
 @register
 class FSBA(_PenaltyCubicNewton):
     """FSBA: penalty gradient + dense Schur-complement Hessian, exact cubic step every iteration."""
@@ -298,10 +306,7 @@ class FSBA(_PenaltyCubicNewton):
         "stop_rule": Option.choice("step", _STOP_RULES, "Stopping rule (spec §5): 'step' (|s_t| <= "
                                    "sqrt(eps/M)), 'estimate' (|G| <= eps, lambda_min(H) >= -delta) or "
                                    "'exact' (closed-form SOSP test)."),
-        "cubic_solver": Option.choice("eigh", ("eigh", "lanczos", "gd"),
-                                      "Cubic subproblem solver on the dense H_t (solve_cubic method); "
-                                      "min_eig is exact with eigh, the smallest Ritz value with lanczos, "
-                                      "None with gd (computed by eigvalsh only for stop_rule='estimate')."),
+        "cubic_solver": FRESH_CUBIC_SOLVER_OPTION,
     }
 
     def setup(self):

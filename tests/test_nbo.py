@@ -9,40 +9,14 @@ log-log slopes (spec nbo_lazy §1, §9).
 """
 import numpy as np
 import pytest
-import scipy.linalg as sla
 
 from _fd import fd_gradient
+from _truth import exact_grad_phi, exact_y_star, implicit_hypergradient
 from bilevel_ref import minimize
 from bilevel_ref._api import get_method
 from bilevel_ref.oracles import OracleCounter
 from bilevel_ref.problems.quadratic import quadratic_bilevel
 from bilevel_ref.problems.regularization import make_logistic_regularization
-
-
-# ---------------------------------------------------------------------------
-# truth on problems without closed forms (also used by the other test files)
-# ---------------------------------------------------------------------------
-def exact_y_star(problem, x, y0=None, tol=1e-13, maxiter=100):
-    """y*(x) by Newton's method with dense ∇²_yy g on the (uncounted) problem."""
-    y = np.zeros(problem.dy) if y0 is None else np.array(y0, dtype=float)
-    for _ in range(maxiter):
-        gy = problem.grad_g(x, y)[1]
-        if np.linalg.norm(gy) <= tol:
-            return y
-        y = y - sla.cho_solve(sla.cho_factor(problem.hess_g(x, y)[2]), gy)
-    raise RuntimeError("Newton's method on the lower level did not converge")
-
-
-def implicit_hypergradient(problem, x, y):
-    """∇_x f(x, y) − ∇²_xy g(x, y) [∇²_yy g(x, y)]⁻¹ ∇_y f(x, y) by a dense solve."""
-    gx, gy = problem.grad_f(x, y)
-    _, hxy, hyy = problem.hess_g(x, y)
-    return gx - hxy @ sla.cho_solve(sla.cho_factor(hyy), gy)
-
-
-def exact_grad_phi(problem, x):
-    """∇φ(x) = the implicit hypergradient at the accurate y*(x)."""
-    return implicit_hypergradient(problem, x, exact_y_star(problem, x))
 
 
 @pytest.fixture(scope="module")

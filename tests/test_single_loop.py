@@ -14,7 +14,7 @@ from bilevel_ref import minimize
 from bilevel_ref.algorithms.single_loop import _contiguous_batches, _SagaMemory
 from bilevel_ref.problems.quadratic import quadratic_bilevel
 from bilevel_ref.problems.regularization import make_logistic_regularization
-from test_nbo import exact_grad_phi
+from _truth import exact_grad_phi
 
 
 @pytest.fixture(scope="module")

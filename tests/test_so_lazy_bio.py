@@ -13,7 +13,7 @@ import pytest
 from bilevel_ref import minimize
 from bilevel_ref.problems.quadratic import quadratic_bilevel
 from bilevel_ref.problems.regularization import make_logistic_regularization
-from test_nbo import exact_grad_phi
+from _truth import exact_grad_phi
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._api import Option, Solver, register
+from .._api import Option, register
 from ..hypergrad import Hypergradient, aid_cg, aid_neumann, itd_hypergradient
 from ._common import MinibatchSolver, problem_constant
 

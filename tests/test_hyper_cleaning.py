@@ -89,6 +89,15 @@ def test_missing_closed_forms_name_the_problem():
         p.y_star(np.zeros(6))
 
 
+def test_gradient_blocks_equal_the_gradients(case):
+    p, x, y = case
+    for batch in (None, np.array([0, 3, 3, 5])):
+        for fn in ("f", "g"):
+            gx, gy = getattr(p, f"grad_{fn}")(x, y, batch=batch)
+            np.testing.assert_allclose(getattr(p, f"grad_x_{fn}")(x, y, batch=batch), gx, rtol=1e-14, atol=1e-16)
+            np.testing.assert_allclose(getattr(p, f"grad_y_{fn}")(x, y, batch=batch), gy, rtol=1e-14, atol=1e-16)
+
+
 def test_binary_sigmoid_formulas_of_the_spec(rng):
     p = make_hyper_cleaning(15, 8, 4, seed=5)
     x, y = rng.standard_normal(15), rng.standard_normal(4)

@@ -42,6 +42,14 @@ def test_gradients_and_products_vs_finite_differences(small):
         np.testing.assert_allclose(hyy, hyy.T, atol=1e-12)
 
 
+def test_gradient_blocks_equal_the_gradients(small):
+    x, y, _, _ = _point(small, 4)
+    for fn in ("f", "g"):
+        gx, gy = getattr(small, f"grad_{fn}")(x, y, batch=[2, 0])
+        np.testing.assert_array_equal(getattr(small, f"grad_x_{fn}")(x, y, batch=[2, 0]), gx)
+        np.testing.assert_array_equal(getattr(small, f"grad_y_{fn}")(x, y, batch=[2, 0]), gy)
+
+
 def test_structure_strong_convexity_and_batches(small):
     p = small
     x, y, _, v = _point(p, 1)

@@ -99,6 +99,15 @@ def test_minibatch_with_all_ids_equals_full_and_batches_average(case, rng):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
 
 
+def test_gradient_blocks_equal_the_gradients(case):
+    p, x, y = case
+    for batch in (None, np.array([0, 3, 3, 5])):
+        for fn in ("f", "g"):
+            gx, gy = getattr(p, f"grad_{fn}")(x, y, batch=batch)
+            np.testing.assert_allclose(getattr(p, f"grad_x_{fn}")(x, y, batch=batch), gx, rtol=1e-14, atol=1e-16)
+            np.testing.assert_allclose(getattr(p, f"grad_y_{fn}")(x, y, batch=batch), gy, rtol=1e-14, atol=1e-16)
+
+
 def test_batch_subset_is_the_subset_mean(rng):
     p = make_logistic_regularization(30, 20, 4, seed=0)
     x, y = _point(p, rng)

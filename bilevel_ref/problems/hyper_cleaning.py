@@ -214,6 +214,15 @@ class HyperCleaning(BilevelProblem):
         ell, gy = self.train.losses_and_grad(y, self._batch_weights(x, rows), rows)
         return self.weights.vjp(x, self._scatter(ell, rows)), gy + self.mu * y
 
+    # gradient blocks: ∇_x g needs the losses only (no Xᵀ product), ∇_x f = 0
+    def grad_x_g(self, x, y, batch=None):
+        rows = as_rows(batch)
+        return self.weights.vjp(x, self._scatter(self.train.losses(y, rows), rows))
+
+    def grad_y_g(self, x, y, batch=None):
+        rows = as_rows(batch)
+        return self.train.weighted_grad(y, self._batch_weights(x, rows), rows) + self.mu * y
+
     def hvp_yy_g(self, x, y, v, batch=None):
         rows = as_rows(batch)
         return self.train.weighted_hvp(y, self._batch_weights(x, rows), v, rows) + self.mu * v
@@ -263,8 +272,14 @@ class HyperCleaning(BilevelProblem):
         return float(np.mean(self.val.losses(y, as_rows(batch))))
 
     def grad_f(self, x, y, batch=None):
+        return np.zeros(self.dx), self.grad_y_f(x, y, batch)
+
+    def grad_x_f(self, x, y, batch=None):
+        return np.zeros(self.dx)
+
+    def grad_y_f(self, x, y, batch=None):
         rows = as_rows(batch)
-        return np.zeros(self.dx), self.val.weighted_grad(y, self._val_weights(rows), rows)
+        return self.val.weighted_grad(y, self._val_weights(rows), rows)
 
     def hvp_yy_f(self, x, y, v, batch=None):
         rows = as_rows(batch)

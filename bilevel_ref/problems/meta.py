@@ -173,15 +173,20 @@ class MetaLearningHead(BilevelProblem):
             total += self._ce(tasks[i].A @ E @ Y, tasks[i]) + 0.5 * reg * float(np.sum(Y * Y))
         return total / len(ids)
 
-    def _grad(self, tasks, x, y, reg, batch):
+    def _grad(self, tasks, x, y, reg, batch, want_x=True, want_y=True):
+        """``(∇_E, ∇_Y)`` averaged over the tasks (None where not wanted)."""
         E, ids = self._E(x), self._ids(batch)
-        gE, gY = np.zeros_like(E), np.zeros(self.dy)
+        gE = np.zeros_like(E) if want_x else None
+        gY = np.zeros(self.dy) if want_y else None
         for i in ids:
             Y = self._Y(y, i)
             H, _, _, G = self._forward(tasks[i], E, Y)
-            gE += tasks[i].A.T @ (G @ Y.T)
-            gY[i * self.head:(i + 1) * self.head] += (H.T @ G + reg * Y).ravel()
-        return gE.ravel() / len(ids), gY / len(ids)
+            if want_x:
+                gE += tasks[i].A.T @ (G @ Y.T)
+            if want_y:
+                gY[i * self.head:(i + 1) * self.head] += (H.T @ G + reg * Y).ravel()
+        scale = 1.0 / len(ids)
+        return (None if gE is None else gE.ravel() * scale), (None if gY is None else gY * scale)
 
     def _joint(self, tasks, x, y, dx, dy, reg, batch, want_x, want_y):
         """The joint product ∇²h · [dx; dy] as (x-part, y-part) (None where not wanted)."""
@@ -211,6 +216,12 @@ class MetaLearningHead(BilevelProblem):
     def grad_g(self, x, y, batch=None):
         return self._grad(self.support, x, y, self.mu, batch)
 
+    def grad_x_g(self, x, y, batch=None):
+        return self._grad(self.support, x, y, self.mu, batch, want_y=False)[0]
+
+    def grad_y_g(self, x, y, batch=None):
+        return self._grad(self.support, x, y, self.mu, batch, want_x=False)[1]
+
     def hvp_yy_g(self, x, y, v, batch=None):
         return self._joint(self.support, x, y, None, v, self.mu, batch, False, True)[1]
 
@@ -233,6 +244,12 @@ class MetaLearningHead(BilevelProblem):
 
     def grad_f(self, x, y, batch=None):
         return self._grad(self.query, x, y, 0.0, batch)
+
+    def grad_x_f(self, x, y, batch=None):
+        return self._grad(self.query, x, y, 0.0, batch, want_y=False)[0]
+
+    def grad_y_f(self, x, y, batch=None):
+        return self._grad(self.query, x, y, 0.0, batch, want_x=False)[1]
 
     def hvp_yy_f(self, x, y, v, batch=None):
         return self._joint(self.query, x, y, None, v, 0.0, batch, False, True)[1]

@@ -152,15 +152,26 @@ class LearnToRegularize(BilevelProblem):
         return float(np.mean(self.val.losses(y, as_rows(batch))))
 
     def grad_g(self, x, y, batch=None):
-        rows = as_rows(batch)
-        r, dr, _ = self._r(x)
-        gy = self.train.weighted_grad(y, self._mean_weights(self.train, rows), rows)
-        gy = gy + 2.0 * self._scale * r[self._group] * y
-        return self._scale * dr * self._sq_by_group(y), gy
+        return self.grad_x_g(x, y, batch), self.grad_y_g(x, y, batch)
 
     def grad_f(self, x, y, batch=None):
+        return np.zeros(self.dx), self.grad_y_f(x, y, batch)
+
+    # gradient blocks: ∇_x g is the penalty's alone (no pass over the data), ∇_x f = 0
+    def grad_x_g(self, x, y, batch=None):
+        return self._scale * self._r(x)[1] * self._sq_by_group(y)
+
+    def grad_y_g(self, x, y, batch=None):
         rows = as_rows(batch)
-        return np.zeros(self.dx), self.val.weighted_grad(y, self._mean_weights(self.val, rows), rows)
+        gy = self.train.weighted_grad(y, self._mean_weights(self.train, rows), rows)
+        return gy + 2.0 * self._scale * self._r(x)[0][self._group] * y
+
+    def grad_x_f(self, x, y, batch=None):
+        return np.zeros(self.dx)
+
+    def grad_y_f(self, x, y, batch=None):
+        rows = as_rows(batch)
+        return self.val.weighted_grad(y, self._mean_weights(self.val, rows), rows)
 
     # -- matrix-free second order ------------------------------------------
     def hvp_yy_g(self, x, y, v, batch=None):

@@ -4,7 +4,7 @@ Every method is a readable NumPy implementation of its paper's update rule;
 every oracle call is counted; same seed, same result.  Start with
 :func:`minimize`, :func:`methods` and the problems in :mod:`bilevel_ref.problems`.
 """
-from . import problems
+from . import complexity, crosscheck, problems
 from ._api import Option, Solver, get_method, methods, minimize, register, show_options
 from .linalg import CubicResult, LazyCubic, cubic_kkt, solve_cubic
 from .oracles import BudgetExhausted, OracleCounter
@@ -16,6 +16,6 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "minimize", "methods", "show_options", "get_method", "register", "Solver", "Option",
     "BilevelProblem", "MinimaxProblem", "OracleCounter", "BudgetExhausted",
-    "BilevelResult", "History", "problems", "__version__",
+    "BilevelResult", "History", "problems", "complexity", "crosscheck", "__version__",
     "solve_cubic", "LazyCubic", "CubicResult", "cubic_kkt",
 ]

@@ -11,7 +11,7 @@ form ∇φ, so this script reads the per-kind cumulative counts from each run's
 history and evaluates the exact ‖∇φ‖ (accurate inner Newton solve + dense
 implicit-function solve, uncounted) in a callback.
 
-Wall time with costly second-order products: :class:`CostlySecondOrder`
+Wall time with costly second-order products: :class:`~bilevel_ref.problems.wrappers.SecondOrderCost`
 wraps a problem and performs each HVP/JVP ``c`` times (real work, so the
 measured time reflects it; counts are unchanged).
 """
@@ -25,9 +25,9 @@ import numpy as np
 import scipy.linalg as sla
 
 import bilevel_ref as br
-from bilevel_ref.problems.base import BilevelProblem
 from bilevel_ref.problems.quadratic import quadratic_bilevel
 from bilevel_ref.problems.regularization import make_logistic_regularization
+from bilevel_ref.problems.wrappers import SecondOrderCost
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGES = os.path.join(HERE, "images")
@@ -49,54 +49,6 @@ def exact_grad_phi(problem, x, tol=1e-12):
     return gx - hxy @ sla.cho_solve(sla.cho_factor(hyy), gy)
 
 
-class CostlySecondOrder(BilevelProblem):
-    """``problem`` whose ``hvp_yy_g`` and ``cross_g`` cost ``c`` times their own evaluation."""
-
-    def __init__(self, problem, c):
-        self.inner, self.c = problem, int(c)
-        self.dx, self.dy = problem.dx, problem.dy
-        self.n_lower, self.n_upper = problem.n_lower, problem.n_upper
-        self.name = f"{problem.name} (second-order cost x{self.c})"
-
-    def constants(self):
-        return self.inner.constants()
-
-    def sample(self, rng, size, level):
-        return self.inner.sample(rng, size, level)
-
-    def f(self, x, y, batch=None):
-        return self.inner.f(x, y, batch=batch)
-
-    def g(self, x, y, batch=None):
-        return self.inner.g(x, y, batch=batch)
-
-    def grad_f(self, x, y, batch=None):
-        return self.inner.grad_f(x, y, batch=batch)
-
-    def grad_g(self, x, y, batch=None):
-        return self.inner.grad_g(x, y, batch=batch)
-
-    def hess_g(self, x, y, batch=None):
-        return self.inner.hess_g(x, y, batch=batch)
-
-    def hvp_yy_g(self, x, y, v, batch=None):
-        for _ in range(self.c - 1):
-            self.inner.hvp_yy_g(x, y, v, batch=batch)
-        return self.inner.hvp_yy_g(x, y, v, batch=batch)
-
-    def cross_g(self, x, y, v, batch=None):
-        for _ in range(self.c - 1):
-            self.inner.cross_g(x, y, v, batch=batch)
-        return self.inner.cross_g(x, y, v, batch=batch)
-
-    def fused_g(self, x, y, v, batch=None):
-        return (self.grad_g(x, y, batch=batch)[1], self.hvp_yy_g(x, y, v, batch=batch),
-                self.cross_g(x, y, v, batch=batch))
-
-
-# ---------------------------------------------------------------------------
-# runs
-# ---------------------------------------------------------------------------
 def run_curve(problem, method, x0, options, seed=0, every=10, truth=None):
     """Exact ‖∇φ‖ every ``every`` iterations with cumulative counts and solver time."""
     truth = truth or (lambda x: exact_grad_phi(problem, x))
@@ -166,7 +118,7 @@ def deterministic_figure(plt):
 
 def lazy_figure(plt, c=10, seeds=5):
     base = make_logistic_regularization(200, 200, 10, seed=0)
-    problem = CostlySecondOrder(base, c)
+    problem = SecondOrderCost(base, c)
     x0 = np.zeros(10)
     g0 = np.linalg.norm(exact_grad_phi(base, x0))
     inv_L = 1.0 / base.constants()["L_g"]

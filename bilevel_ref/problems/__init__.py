@@ -20,6 +20,7 @@ from .quadratic import (
     make_quartic_quadratic,
     quadratic_bilevel,
 )
+from .wrappers import SecondOrderCost
 from .regularization import (
     LearnToRegularize,
     make_logistic_regularization,
@@ -34,5 +35,5 @@ __all__ = [
     "DoubleWellMinimax", "make_nc_sc_minimax", "FiniteSumQuadratic", "finite_sum_quadratic",
     "HyperCleaning", "make_hyper_cleaning", "hyper_cleaning_from_dataset",
     "LearnToRegularize", "make_logistic_regularization", "make_multinomial_regularization",
-    "make_sparse_regularization", "MetaLearningHead", "make_meta_learning",
+    "make_sparse_regularization", "MetaLearningHead", "make_meta_learning", "SecondOrderCost",
 ]

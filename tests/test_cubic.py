@@ -567,3 +567,16 @@ def test_gd_perturbation_escapes_the_hard_case():
     assert res.converged and res.model_value == pytest.approx(m_star, rel=1e-5)
     with pytest.raises(TypeError, match="rng"):
         solve_cubic(g, H, 1.0, method="gd", perturb=1e-6)
+
+
+@pytest.mark.parametrize("d", [1, 3, 8, 37])
+def test_fused_symmetric_matvec2_equals_two_matvecs(d):
+    from bilevel_ref._kernels.cubic import symmetric_matvec2
+
+    rng = np.random.default_rng(d)
+    A = rng.standard_normal((d, d))
+    H = A + A.T
+    q, p = rng.standard_normal(d), rng.standard_normal(d)
+    w, wp = symmetric_matvec2(H, q, p)
+    np.testing.assert_allclose(w, H @ q, rtol=1e-13, atol=1e-13 * np.abs(H).sum())
+    np.testing.assert_allclose(wp, H @ p, rtol=1e-13, atol=1e-13 * np.abs(H).sum())

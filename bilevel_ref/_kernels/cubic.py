@@ -15,7 +15,8 @@
     no second Lanczos pass (GLRT regenerates the vectors instead).  Optional
     hard-case probe: a plain Lanczos recurrence from a second start vector
     alongside, whose smallest Ritz value bounds λ_1(H) from above (stopping
-    rules as in the reference).
+    rules as in the reference); while both run, one pass over H gives both
+    products (``symmetric_matvec2``), so the probe costs little wall time.
 
 Matrix-free solves with a Python callable keep the matvec loop in Python and
 call the jitted ``tridiag_secular``.  Everything compiles lazily on first call
@@ -53,9 +54,39 @@ def refine_on_pole(alpha, beta, k, gamma, sigma, maxiter):
 
 
 @numba.njit(cache=True)
-def _probe_step(H, p, p_prev, alpha_p, beta_p, kp, t_norm):
-    """Twin of ``linalg.cubic._probe_step`` on a dense H."""
-    wp = np.dot(H, p)
+def symmetric_matvec2(H, q, p):
+    """``(H q, H p)`` for a symmetric, C-ordered H in one pass over H.
+
+    The probe's product rides along the main product: both are memory-bound,
+    so reading H once (rows as columns, H = Hᵀ; four rows per sweep so the two
+    accumulators stay in cache) costs about one matvec instead of two.
+    Element-wise accumulation, no reassociated reductions (no fastmath needed).
+    """
+    d = H.shape[0]
+    w = np.zeros(d)
+    wp = np.zeros(d)
+    j = 0
+    while j + 4 <= d:
+        r0, r1, r2, r3 = H[j], H[j + 1], H[j + 2], H[j + 3]
+        q0, q1, q2, q3 = q[j], q[j + 1], q[j + 2], q[j + 3]
+        p0, p1, p2, p3 = p[j], p[j + 1], p[j + 2], p[j + 3]
+        for i in range(d):
+            a0, a1, a2, a3 = r0[i], r1[i], r2[i], r3[i]
+            w[i] += q0 * a0 + q1 * a1 + q2 * a2 + q3 * a3
+            wp[i] += p0 * a0 + p1 * a1 + p2 * a2 + p3 * a3
+        j += 4
+    while j < d:
+        row = H[j]
+        for i in range(d):
+            w[i] += q[j] * row[i]
+            wp[i] += p[j] * row[i]
+        j += 1
+    return w, wp
+
+
+@numba.njit(cache=True)
+def _probe_step(wp, p, p_prev, alpha_p, beta_p, kp, t_norm):
+    """Twin of ``linalg.cubic._probe_step``, given the product ``wp = H p``."""
     if kp > 0:
         wp = wp - beta_p[kp - 1] * p_prev
     ap = np.dot(p, wp)
@@ -99,7 +130,10 @@ def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxite
     b = 0.0
     k = 0
     for k in range(kmax):
-        w = np.dot(H, q)
+        if probe_active:
+            w, hp = symmetric_matvec2(H, q, p)
+        else:
+            w = np.dot(H, q)
         n_matvec += 1
         if k > 0:
             w = w - beta[k - 1] * Qk[k - 1]
@@ -116,7 +150,7 @@ def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxite
         t_norm = max(t_norm, abs(a) + b + (beta[k - 1] if k > 0 else 0.0))
         h, lam, theta1, _, _ = tridiag_secular(alpha, beta, k + 1, gamma, sigma, lam, theta1, maxiter_secular)
         if probe_active:
-            p, p_prev, probe_active = _probe_step(H, p, p_prev, alpha_p, beta_p, kp, t_norm)
+            p, p_prev, probe_active = _probe_step(hp, p, p_prev, alpha_p, beta_p, kp, t_norm)
             kp += 1
             n_matvec += 1
             theta_p = ritz_min(alpha_p, beta_p, kp, theta_p)
@@ -137,7 +171,7 @@ def _lanczos_dense(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxite
     s = np.dot(Qk[:kk].T, h)
     cap = min(d, max(kk, PROBE_MIN_STEPS))
     while probe_active and kp < cap and not _probe_violates(theta_p, lam):
-        p, p_prev, probe_active = _probe_step(H, p, p_prev, alpha_p, beta_p, kp, t_norm)
+        p, p_prev, probe_active = _probe_step(np.dot(H, p), p, p_prev, alpha_p, beta_p, kp, t_norm)
         kp += 1
         n_matvec += 1
         theta_p = ritz_min(alpha_p, beta_p, kp, theta_p)

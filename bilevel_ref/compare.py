@@ -106,6 +106,54 @@ def _total(counts):
     return int(sum(v for k, v in counts.items() if k != "samples"))
 
 
+#: x-axes of the "calls" column: every oracle, gradients only, second-order products only
+X_AXES = {
+    "all": ("calls", "oracle calls (gradients, Hessian builds, products: 1 each)"),
+    "first-order": ("calls_first_order", "gradient calls (grad_f + grad_g)"),
+    "second-order": ("calls_second_order", "second-order calls (Hessian blocks, HVPs, JVPs)"),
+}
+
+
+def _first_order(counts):
+    return int(counts.get("grad_f", 0) + counts.get("grad_g", 0))
+
+
+def _second_order(counts):
+    return int(sum(v for k, v in counts.items() if k.startswith(("hess_", "hvp_", "cross"))))
+
+
+def parse_method_spec(spec):
+    """``"nbo[inner=cg;T=5]"`` -> ``("nbo[inner=cg;T=5]", "nbo", {"inner": "cg", "T": 5})``.
+
+    A method may appear several times with different options; its label is
+    the spec as written.
+    """
+    from .cli import parse_assignments
+
+    spec = spec.strip()
+    name, bracket, rest = spec.partition("[")
+    if not bracket:
+        return _norm(spec), _norm(spec), {}
+    if not rest.endswith("]"):
+        raise ValueError(f"method spec {spec!r} must look like NAME[KEY=VALUE;KEY=VALUE]")
+    items = [a for a in rest[:-1].split(";") if a.strip()]
+    return spec, _norm(name), parse_assignments(items, "method option")
+
+
+def split_methods(text):
+    """Split ``--methods`` on commas outside brackets."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    return [m.strip() for m in out if m.strip()]
+
+
 class _Recorder:
     """Callback of one run: metrics at ~_CURVE_POINTS budget checkpoints, timed apart."""
 
@@ -114,7 +162,8 @@ class _Recorder:
         self.step = max(1.0, budget / _CURVE_POINTS)
         self.next_mark = 0.0
         self.bar = bar
-        self.curve = {"calls": [], "time": [], "nit": []}
+        self.curve = {"calls": [], "calls_first_order": [], "calls_second_order": [], "time": [], "nit": []}
+        self.kinds = {}
         self.t0 = time.perf_counter()
         self.overhead = 0.0
         self.last_calls = 0
@@ -140,12 +189,14 @@ class _Recorder:
         if elapsed is None:
             elapsed = now - self.t0 - self.overhead
         if not force and calls < self.next_mark:
-            self.last = (x.copy(), y.copy(), nit, calls, elapsed)
+            self.last = (x.copy(), y.copy(), nit, calls, elapsed, dict(self.kinds))
             return
         self.last = None
         for key, val in self.metrics(x, y).items():
             self.curve.setdefault(key, [np.nan] * len(self.curve["calls"])).append(val)
         self.curve["calls"].append(int(calls))
+        self.curve["calls_first_order"].append(_first_order(self.kinds))
+        self.curve["calls_second_order"].append(_second_order(self.kinds))
         self.curve["time"].append(float(elapsed))
         self.curve["nit"].append(int(nit))
         while self.next_mark <= calls:
@@ -157,6 +208,7 @@ class _Recorder:
         if self.bar is not None:
             self.bar.update(calls - self.last_calls)
         self.last_calls = calls
+        self.kinds = intermediate.oracle_calls
         self.record(intermediate.x, intermediate.y, intermediate.nit, calls)
         return False
 
@@ -164,7 +216,7 @@ class _Recorder:
         """Record the last iterate if it fell between checkpoints; return the run's wall time."""
         wall = time.perf_counter() - self.t0 - self.overhead
         if self.last is not None:
-            x, y, nit, calls, elapsed = self.last
+            x, y, nit, calls, elapsed, self.kinds = self.last
             self.record(x, y, nit, calls, force=True, elapsed=elapsed)
         return wall
 
@@ -187,8 +239,10 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
     problem : BilevelProblem
     x0 : ndarray
     methods : sequence of str
-        Method names; unregistered ones, or ones needing oracles the problem
-        lacks, are skipped with a note.
+        Method names, optionally with options: ``"nbo[inner=cg;T=5]"`` (see
+        :func:`parse_method_spec`; the spec is then the run's label, so one
+        method can run with several option sets).  Unregistered methods, or
+        ones needing oracles the problem lacks, are skipped with a note.
     budget : int
         Common budget of oracle calls (counter ``total``).
     seed : int
@@ -215,13 +269,15 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
     available = set(registered())
     runs, skipped = {}, {}
     for raw in methods:
-        method = _norm(raw)
+        label, method, spec_options = parse_method_spec(raw)
         if method not in available:
-            skipped[method] = "not registered in this version"
+            skipped[label] = "not registered in this version"
             log(f"note: method {raw!r} is not registered yet; skipped (available: {', '.join(sorted(available))})")
             continue
         cls = get_method(method)
         opts = _method_options(problem_name, cls, options)
+        opts.update(spec_options)
+        label = cls.name if not spec_options else label
         user_budget = dict(opts.get("budget") or {})
         user_budget.setdefault("total", int(budget))
         opts["budget"] = user_budget
@@ -231,7 +287,7 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=int(user_budget["total"]), desc=f"{cls.name:>8}", unit="call", file=sys.stderr,
+            bar = tqdm(total=int(user_budget["total"]), desc=f"{label:>8}", unit="call", file=sys.stderr,
                        leave=False)
         rec = _Recorder(problem, user_budget["total"], bar)
         y0 = opts.get("y0")
@@ -244,15 +300,15 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
         except (ValueError, TypeError, NotImplementedError) as exc:
             if bar is not None:
                 bar.close()
-            skipped[cls.name] = f"{type(exc).__name__}: {exc}"
-            log(f"note: {cls.name} skipped: {exc}")
+            skipped[label] = f"{type(exc).__name__}: {exc}"
+            log(f"note: {label} skipped: {exc}")
             continue
         wall = rec.finish()
         if bar is not None:
             bar.close()
         final = rec.metrics(res.x, res.y)
         status = {0: "converged", 1: "maxiter", 2: "budget", 3: "diverged", 4: "callback", 5: "failed"}
-        runs[cls.name] = {
+        runs[label] = {
             "status": status.get(int(res.status), str(res.status)),
             # reaching the common budget is the intended end of a comparison run
             "ok": bool(res.success or res.status in (1, 2)),
@@ -346,6 +402,11 @@ def _parser():
                              "The matrices here are small: threads gain little, and on a busy machine "
                              "oversubscribed OpenBLAS threads were measured 100x slower (FSBA on breast "
                              "cancer: 109 s vs 0.9 s)")
+    parser.add_argument("--x-axis", choices=sorted(X_AXES), default="all",
+                        help="which oracle calls the left-hand plots count (the budget is always all calls)")
+    parser.add_argument("--second-order-cost", type=int, default=1, metavar="C",
+                        help="make every Hessian block / HVP / JVP cost C evaluations (SecondOrderCost "
+                        "wrapper: wall time changes, counts do not)")
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
@@ -368,11 +429,16 @@ def main(argv=None):
         if args.problem not in problem_names():
             raise ValueError(f"unknown problem {args.problem!r}; available: {problem_names()}")
         problem, x0 = build_problem(args.problem, seed=args.seed, **params)
+        if args.second_order_cost != 1:
+            from .problems.wrappers import SecondOrderCost
+
+            problem = SecondOrderCost(problem, args.second_order_cost)
+        method_list = split_methods(args.methods or DEFAULT_METHODS.get(args.problem, "f2ba,aid,itd,f2sa_p"))
+        for spec in method_list:
+            parse_method_spec(spec)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
         print(f"bilevel-ref compare: error: {exc}", file=sys.stderr)
         return 2
-    method_list = [m for m in (args.methods or DEFAULT_METHODS.get(args.problem, "f2ba,aid,itd,f2sa_p")).split(",")
-                   if m.strip()]
     budget = args.budget or DEFAULT_BUDGET.get(args.problem, 5000)
     options = _parse_options(args.option)
 
@@ -406,7 +472,7 @@ def main(argv=None):
         "command": "bilevel-ref compare " + " ".join(argv if argv is not None else sys.argv[2:]),
         "problem": args.problem, "problem_label": problem.name, "params": params, "seed": args.seed,
         "dx": problem.dx, "dy": problem.dy, "budget": budget, "methods": method_list,
-        "plot_metrics": metrics,
+        "plot_metrics": metrics, "x_axis": args.x_axis, "second_order_cost": args.second_order_cost,
         "title": f"{problem.name}: dx={problem.dx}, dy={problem.dy}, budget {budget} oracle calls, seed {args.seed}",
         **result,
     }

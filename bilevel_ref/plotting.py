@@ -62,11 +62,16 @@ def plot_compare(record, path, metrics=None):
     fig = Figure(figsize=(11, 3.4 * len(metrics)), layout="constrained")
     axes = fig.subplots(len(metrics), 2, squeeze=False)
     for row, metric in enumerate(metrics):
-        for col, xkey in enumerate(("calls", "time")):
+        from .compare import X_AXES
+
+        calls_key, calls_label = X_AXES[record.get("x_axis", "all")]
+        for col, xkey in enumerate((calls_key, "time")):
             ax = axes[row][col]
             for method, run in runs.items():
                 curve = run["curve"]
                 if metric not in curve:
+                    continue
+                if xkey not in curve:  # records written before the per-kind columns existed
                     continue
                 xs = np.asarray(curve[xkey], dtype=float)
                 ys = np.asarray(curve[metric], dtype=float)
@@ -81,8 +86,7 @@ def plot_compare(record, path, metrics=None):
                     if xkey == "time":
                         ys2 = ys2[keep]
                     ax.plot(xs, ys2, ls="--", color=line.get_color(), lw=1.0)
-            ax.set_xlabel("oracle calls (gradients, Hessian builds, products: 1 each)"
-                          if xkey == "calls" else "wall time [s]")
+            ax.set_xlabel(calls_label if xkey == calls_key else "wall time [s]")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
             if metric in _LOG_METRICS:
                 ax.set_yscale("log")

@@ -108,3 +108,24 @@ def test_readme_command_main_job(tmp_path):
         assert run["calls"] <= 5000
         assert run["final"]["weight_corrupted"] < run["final"]["weight_clean"] - 0.3, name
         assert run["final"]["test_accuracy"] > 0.9, name
+
+
+def test_method_specs_axes_and_second_order_cost(tmp_path):
+    from bilevel_ref.compare import main, parse_method_spec, split_methods
+
+    assert split_methods("aid, nbo[inner=cg;T=5],soba") == ["aid", "nbo[inner=cg;T=5]", "soba"]
+    assert parse_method_spec("NBO[inner=cg;T=5]") == ("NBO[inner=cg;T=5]", "nbo", {"inner": "cg", "T": 5})
+    assert parse_method_spec("f2sa-p") == ("f2sa_p", "f2sa_p", {})
+    code = main(["--problem", "quadratic", "--methods", "nbo[inner=gd],nbo[inner=cg],soba", "--budget", "300",
+                 "--x-axis", "second-order", "--second-order-cost", "2", "--out", str(tmp_path),
+                 "--no-progress"])
+    assert code == 0
+    record = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert set(record["runs"]) == {"nbo[inner=gd]", "nbo[inner=cg]", "soba"}
+    assert record["runs"]["nbo[inner=cg]"]["options"]["inner"] == "cg"
+    soba = record["runs"]["soba"]
+    # SOBA: one HVP and one JVP per iteration, counted once each despite the cost wrapper
+    assert soba["curve"]["calls_second_order"][-1] == 2 * soba["curve"]["nit"][-1]
+    assert soba["curve"]["calls_first_order"][-1] == 2 * soba["curve"]["nit"][-1]
+    assert record["x_axis"] == "second-order" and record["second_order_cost"] == 2
+    assert main(["--problem", "quadratic", "--methods", "nbo[inner=cg", "--out", str(tmp_path)]) == 2

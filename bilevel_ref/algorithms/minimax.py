@@ -107,18 +107,7 @@ class _MinimaxCubicNewton(CubicNewtonMixin, Solver):
         # 2. G_t = ∇_x f(x_t, y_t)
         G = p.grad_f(x, self.y)[0]
         # 3.–4. (lazy) Schur-complement Hessian and the cubic step
-        res, fresh = self.cubic_step(k, G, lambda: minimax_hessian(p, x, self.y))
-        G_norm, s_norm = float(np.linalg.norm(G)), float(np.linalg.norm(res.s))
-        x_new = x + res.s
-        stop, message, move = self.stop_test(G_norm, s_norm, fresh, x_new)
-        if move:
-            self.x = x_new
-        info = {"grad_est": G_norm, "step_norm": s_norm, "hess_fresh": float(fresh)}
-        if self.min_eig is not None:
-            info["min_eig_est"] = self.min_eig
-        if stop:
-            info.update(converged=True, message=message)
-        return info
+        return self.cubic_newton_update(k, G, lambda: minimax_hessian(p, x, self.y))
 
 
 _STOP_RULE = Option.choice("step", ("step", "estimate", "exact"),

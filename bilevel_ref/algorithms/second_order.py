@@ -158,6 +158,24 @@ class CubicNewtonMixin:
             raise ValueError(f"options['stop_rule'] = 'exact' needs the closed forms grad_phi and hess_phi, "
                              f"which problem {self.problem.name!r} does not provide")
 
+    def cubic_newton_update(self, k, G, hessian):
+        """Steps 4–7 shared by FSBA, LFSBA, MCN and LMCN: the (lazy) cubic step from
+        gradient ``G`` (``hessian()`` builds H when a refresh is due), the move
+        x ← x + s and the stopping rule; returns the iteration's info dict."""
+        res, fresh = self.cubic_step(k, G, hessian)
+        x = self.x
+        G_norm, s_norm = float(np.linalg.norm(G)), float(np.linalg.norm(res.s))
+        x_new = x + res.s
+        stop, message, move = self.stop_test(G_norm, s_norm, fresh, x_new)
+        if move:
+            self.x = x_new
+        info = {"grad_est": G_norm, "step_norm": s_norm, "hess_fresh": float(fresh)}
+        if self.min_eig is not None:
+            info["min_eig_est"] = self.min_eig
+        if stop:
+            info.update(converged=True, message=message)
+        return info
+
     def cubic_step(self, k, G, hessian):
         """s_t for gradient G; ``hessian()`` builds H when ``k mod m == 0``.
 
@@ -272,18 +290,7 @@ class _PenaltyCubicNewton(CubicNewtonMixin, _PenaltySecondOrder):
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
         G = self.penalty_gradient_step()
-        res, fresh = self.cubic_step(k, G, lambda: penalty_hessian(p, x, self.y, self.w, o.lam))
-        G_norm, s_norm = float(np.linalg.norm(G)), float(np.linalg.norm(res.s))
-        x_new = x + res.s
-        stop, message, move = self.stop_test(G_norm, s_norm, fresh, x_new)
-        if move:
-            self.x = x_new
-        info = {"grad_est": G_norm, "step_norm": s_norm, "hess_fresh": float(fresh)}
-        if self.min_eig is not None:
-            info["min_eig_est"] = self.min_eig
-        if stop:
-            info.update(converged=True, message=message)
-        return info
+        return self.cubic_newton_update(k, G, lambda: penalty_hessian(p, x, self.y, self.w, o.lam))
 
 
 _STOP_RULES = ("step", "estimate", "exact")

@@ -37,3 +37,28 @@ def fd_directional(fun, x, v, h=None):
     x = np.asarray(x, dtype=float)
     h = EPS3 * max(1.0, float(np.linalg.norm(x))) / max(1.0, float(np.linalg.norm(v))) if h is None else h
     return (np.asarray(fun(x + h * v)) - np.asarray(fun(x - h * v))) / (2 * h)
+
+
+def assert_oracles_match_fd(problem, x, y, rng, fns=("f", "g"), tol=1e-7, dense=True):
+    """Every gradient, matrix-free product and (if ``dense``) Hessian block of
+    ``problem`` at (x, y) against central finite differences of its values/gradients."""
+
+    def close(a, b):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+    u, v = rng.standard_normal(problem.dx), rng.standard_normal(problem.dy)
+    for fn in fns:
+        value, grad = getattr(problem, fn), getattr(problem, f"grad_{fn}")
+        gx, gy = grad(x, y)
+        close(gx, fd_gradient(lambda t: value(t, y), x))
+        close(gy, fd_gradient(lambda t: value(x, t), y))
+        close(getattr(problem, f"hvp_yy_{fn}")(x, y, v), fd_directional(lambda t: grad(x, t)[1], y, v))
+        close(getattr(problem, f"hvp_xx_{fn}")(x, y, u), fd_directional(lambda t: grad(t, y)[0], x, u))
+        close(getattr(problem, f"cross_{fn}")(x, y, v), fd_directional(lambda t: grad(x, t)[0], y, v))
+        close(getattr(problem, f"cross_t_{fn}")(x, y, u), fd_directional(lambda t: grad(t, y)[1], x, u))
+        if dense:
+            hxx, hxy, hyy = getattr(problem, f"hess_{fn}")(x, y)
+            close(hxx, fd_jacobian(lambda t: grad(t, y)[0], x))
+            # ∇²_xy h ∈ R^{dx×dy}: column j is d(∇_x h)/dy_j
+            close(hxy, fd_jacobian(lambda t: grad(x, t)[0], y))
+            close(hyy, fd_jacobian(lambda t: grad(x, t)[1], y))

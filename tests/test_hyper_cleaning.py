@@ -7,7 +7,7 @@ from bilevel_ref import minimize
 from bilevel_ref.problems._logistic import dsigmoid, sigmoid
 from bilevel_ref.problems.catalog import build_problem
 from bilevel_ref.problems.hyper_cleaning import HyperCleaning, hyper_cleaning_from_dataset, make_hyper_cleaning
-from tests._fd import fd_directional, fd_gradient, fd_jacobian
+from _fd import assert_oracles_match_fd
 
 CASES = {
     "binary-sigmoid": lambda: make_hyper_cleaning(12, 10, 4, seed=1),
@@ -23,35 +23,9 @@ def case(request, rng):
     return p, rng.standard_normal(p.dx), rng.standard_normal(p.dy)
 
 
-def _close(a, b, tol=1e-7):
-    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
-
-
-def test_gradients_match_finite_differences(case):
+def test_oracles_match_finite_differences(case, rng):
     p, x, y = case
-    for fn in ("f", "g"):
-        gx, gy = getattr(p, f"grad_{fn}")(x, y)
-        _close(gx, fd_gradient(lambda t: getattr(p, fn)(t, y), x))
-        _close(gy, fd_gradient(lambda t: getattr(p, fn)(x, t), y))
-
-
-def test_products_and_blocks_match_finite_differences(case, rng):
-    p, x, y = case
-    u, v = rng.standard_normal(p.dx), rng.standard_normal(p.dy)
-    for fn in ("f", "g"):
-        grad = getattr(p, f"grad_{fn}")
-        _close(getattr(p, f"hvp_yy_{fn}")(x, y, v), fd_directional(lambda t: grad(x, t)[1], y, v))
-        _close(getattr(p, f"hvp_xx_{fn}")(x, y, u), fd_directional(lambda t: grad(t, y)[0], x, u))
-        _close(getattr(p, f"cross_{fn}")(x, y, v), fd_directional(lambda t: grad(x, t)[0], y, v))
-        _close(getattr(p, f"cross_t_{fn}")(x, y, u), fd_directional(lambda t: grad(t, y)[1], x, u))
-        hxx, hxy, hyy = getattr(p, f"hess_{fn}")(x, y)
-        _close(hxx, fd_jacobian(lambda t: grad(t, y)[0], x))
-        _close(hxy, fd_jacobian(lambda t: grad(x, t)[0], y))
-        _close(hyy, fd_jacobian(lambda t: grad(x, t)[1], y))
-        np.testing.assert_allclose(hxx, hxx.T, atol=1e-15)
-        np.testing.assert_allclose(hyy, hyy.T, atol=1e-15)
-        for prod, mat, vec in (("hvp_yy", hyy, v), ("hvp_xx", hxx, u), ("cross", hxy, v), ("cross_t", hxy.T, u)):
-            np.testing.assert_allclose(getattr(p, f"{prod}_{fn}")(x, y, vec), mat @ vec, rtol=1e-12, atol=1e-14)
+    assert_oracles_match_fd(p, x, y, rng, tol=1e-7)
 
 
 def test_minibatch_all_ids_equal_full_and_single_samples_average(case, rng):

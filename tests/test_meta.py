@@ -5,7 +5,7 @@ import pytest
 from bilevel_ref import minimize
 from bilevel_ref.problems.catalog import build_problem
 from bilevel_ref.problems.meta import MetaLearningHead, make_meta_learning, sample_tasks
-from tests._fd import fd_directional, fd_gradient, fd_jacobian
+from _fd import fd_directional, fd_gradient, fd_jacobian
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from bilevel_ref.algorithms.minimax import minimax_hessian
 from bilevel_ref.problems import make_quadratic_minimax
 from bilevel_ref.problems.catalog import build_problem
 from bilevel_ref.problems.minimax import DoubleWellMinimax, make_nc_sc_minimax
-from tests._fd import fd_gradient, fd_jacobian
+from _fd import fd_gradient, fd_jacobian
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from bilevel_ref.hypergrad.penalty import (
 )
 from bilevel_ref.oracles import OracleCounter
 from bilevel_ref.problems import QuadraticBilevel, make_quadratic, make_quartic_quadratic
-from tests._fd import fd_jacobian
+from _fd import fd_jacobian
 
 
 def _rel(a, b):
@@ -190,7 +190,7 @@ def _newton_argmin(grad, hess, y, tol=1e-14, maxiter=50):
 
 def test_penalty_estimators_vs_finite_differences_hyper_cleaning(rng):
     from bilevel_ref.problems.hyper_cleaning import hyper_cleaning_from_dataset
-    from tests._fd import fd_gradient
+    from _fd import fd_gradient
 
     prob = hyper_cleaning_from_dataset("breast-cancer", 0.25, max_train=40)
     lam = 10.0

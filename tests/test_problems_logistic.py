@@ -17,7 +17,7 @@ from bilevel_ref.problems._logistic import (
     softplus,
     weighted_gram,
 )
-from tests._fd import fd_directional, fd_gradient, fd_jacobian
+from _fd import fd_directional, fd_gradient, fd_jacobian
 
 
 def test_scalar_maps_are_stable_and_exact():

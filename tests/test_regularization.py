@@ -5,7 +5,6 @@ the penalty derivatives, and ``minibatch with all ids == full oracle``.
 """
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from bilevel_ref import minimize
 from bilevel_ref.problems.catalog import build_problem
@@ -14,7 +13,7 @@ from bilevel_ref.problems.regularization import (
     make_logistic_regularization,
     make_multinomial_regularization,
 )
-from tests._fd import fd_directional, fd_gradient, fd_jacobian
+from _fd import assert_oracles_match_fd, fd_directional, fd_jacobian
 
 CASES = {
     "binary-exp": lambda: make_logistic_regularization(40, 30, 6, seed=1),
@@ -42,23 +41,9 @@ def _close(a, b, scale=1.0, tol=1e-7):
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, scale))
 
 
-def test_gradients_match_finite_differences(case):
+def test_gradients_and_products_match_finite_differences(case, rng):
     p, x, y = case
-    for fn in ("f", "g"):
-        gx, gy = getattr(p, f"grad_{fn}")(x, y)
-        _close(gx, fd_gradient(lambda t: getattr(p, fn)(t, y), x))
-        _close(gy, fd_gradient(lambda t: getattr(p, fn)(x, t), y))
-
-
-def test_products_match_finite_differences_of_gradients(case, rng):
-    p, x, y = case
-    u, v = rng.standard_normal(p.dx), rng.standard_normal(p.dy)
-    for fn in ("f", "g"):
-        grad = getattr(p, f"grad_{fn}")
-        _close(getattr(p, f"hvp_yy_{fn}")(x, y, v), fd_directional(lambda t: grad(x, t)[1], y, v))
-        _close(getattr(p, f"hvp_xx_{fn}")(x, y, u), fd_directional(lambda t: grad(t, y)[0], x, u))
-        _close(getattr(p, f"cross_{fn}")(x, y, v), fd_directional(lambda t: grad(x, t)[0], y, v))
-        _close(getattr(p, f"cross_t_{fn}")(x, y, u), fd_directional(lambda t: grad(t, y)[1], x, u))
+    assert_oracles_match_fd(p, x, y, rng, tol=1e-7, dense=False)
 
 
 def test_dense_blocks_equal_products_and_fd_jacobians(case, rng):

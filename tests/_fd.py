@@ -62,3 +62,13 @@ def assert_oracles_match_fd(problem, x, y, rng, fns=("f", "g"), tol=1e-7, dense=
             # ∇²_xy h ∈ R^{dx×dy}: column j is d(∇_x h)/dy_j
             close(hxy, fd_jacobian(lambda t: grad(x, t)[0], y))
             close(hyy, fd_jacobian(lambda t: grad(x, t)[1], y))
+
+
+def assert_gradient_blocks_match(problem, x, y, batches=(None,)):
+    """``grad_{x,y}_{f,g}`` (possibly overridden, cheaper paths) equal the blocks of ``grad_f``/``grad_g``,
+    whose values the finite-difference checks above vouch for."""
+    for batch in batches:
+        for fn in ("f", "g"):
+            gx, gy = getattr(problem, f"grad_{fn}")(x, y, batch=batch)
+            np.testing.assert_allclose(getattr(problem, f"grad_x_{fn}")(x, y, batch=batch), gx, rtol=1e-14, atol=1e-16)
+            np.testing.assert_allclose(getattr(problem, f"grad_y_{fn}")(x, y, batch=batch), gy, rtol=1e-14, atol=1e-16)

@@ -41,7 +41,7 @@ from scipy.special import expit, logsumexp
 __all__ = [
     "softplus", "sigmoid", "dsigmoid", "d2sigmoid", "softmax", "softmax_hvp_rows",
     "as_features", "as_rows", "is_sparse", "take_rows", "matvec", "rmatvec", "weighted_gram", "lambda_max_gram",
-    "as_pm1", "BinaryLogisticLoss", "SoftmaxLoss", "loss_models", "DEFAULT_MAX_DENSE",
+    "as_pm1", "BinaryLogisticLoss", "SoftmaxLoss", "loss_models", "DEFAULT_MAX_DENSE", "UpperLevelFreeOfX",
 ]
 
 #: Largest number of entries a dense Hessian block may have (problems.md §3.2).
@@ -185,6 +185,23 @@ def _check_dense_size(entries, max_dense, what):
 # ---------------------------------------------------------------------------
 # per-sample loss models
 # ---------------------------------------------------------------------------
+class UpperLevelFreeOfX:
+    """Mixin for data problems whose upper level f(x, y) = validation loss of y alone:
+    ∇_x f, ∇²_xx f and ∇²_xy f vanish (exact zeros, no data pass)."""
+
+    def grad_x_f(self, x, y, batch=None):
+        return np.zeros(self.dx)
+
+    def hvp_xx_f(self, x, y, u, batch=None):
+        return np.zeros(self.dx)
+
+    def cross_f(self, x, y, v, batch=None):
+        return np.zeros(self.dx)
+
+    def cross_t_f(self, x, y, u, batch=None):
+        return np.zeros(self.dy)
+
+
 class _LossModel:
     """Shared plumbing of the loss models: ``Xᵀ w`` through a cached transposed CSR for sparse X."""
 

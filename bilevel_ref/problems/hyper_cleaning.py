@@ -66,6 +66,7 @@ from ._logistic import (
     sigmoid,
     softmax,
 )
+from ._logistic import UpperLevelFreeOfX
 from .base import BilevelProblem
 from .catalog import register_problem
 from .datasets import corrupt_labels, load_dataset, synthetic_split
@@ -137,7 +138,7 @@ class _SoftmaxWeights:
 # ---------------------------------------------------------------------------
 # the problem
 # ---------------------------------------------------------------------------
-class HyperCleaning(BilevelProblem):
+class HyperCleaning(UpperLevelFreeOfX, BilevelProblem):
     """Data hyper-cleaning with per-sample weights (module docstring).
 
     Parameters
@@ -274,9 +275,6 @@ class HyperCleaning(BilevelProblem):
     def grad_f(self, x, y, batch=None):
         return np.zeros(self.dx), self.grad_y_f(x, y, batch)
 
-    def grad_x_f(self, x, y, batch=None):
-        return np.zeros(self.dx)
-
     def grad_y_f(self, x, y, batch=None):
         rows = as_rows(batch)
         return self.val.weighted_grad(y, self._val_weights(rows), rows)
@@ -284,15 +282,6 @@ class HyperCleaning(BilevelProblem):
     def hvp_yy_f(self, x, y, v, batch=None):
         rows = as_rows(batch)
         return self.val.weighted_hvp(y, self._val_weights(rows), v, rows)
-
-    def hvp_xx_f(self, x, y, u, batch=None):
-        return np.zeros(self.dx)
-
-    def cross_f(self, x, y, v, batch=None):
-        return np.zeros(self.dx)
-
-    def cross_t_f(self, x, y, u, batch=None):
-        return np.zeros(self.dy)
 
     def hess_f(self, x, y, batch=None):
         rows = as_rows(batch)

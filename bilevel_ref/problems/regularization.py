@@ -54,6 +54,7 @@ import numpy as np
 
 from .._validation import as_vector, check_choice, check_int, check_positive
 from ._logistic import DEFAULT_MAX_DENSE, _check_dense_size, as_rows, is_sparse, lambda_max_gram, loss_models
+from ._logistic import UpperLevelFreeOfX
 from .base import BilevelProblem
 from .catalog import register_problem
 from .datasets import synthetic_split
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 
-class LearnToRegularize(BilevelProblem):
+class LearnToRegularize(UpperLevelFreeOfX, BilevelProblem):
     """Learn per-feature (or per-class) ℓ2 penalties of a logistic model (module docstring).
 
     Parameters
@@ -166,9 +167,6 @@ class LearnToRegularize(BilevelProblem):
         gy = self.train.weighted_grad(y, self._mean_weights(self.train, rows), rows)
         return gy + 2.0 * self._scale * self._r(x)[0][self._group] * y
 
-    def grad_x_f(self, x, y, batch=None):
-        return np.zeros(self.dx)
-
     def grad_y_f(self, x, y, batch=None):
         rows = as_rows(batch)
         return self.val.weighted_grad(y, self._mean_weights(self.val, rows), rows)
@@ -203,15 +201,6 @@ class LearnToRegularize(BilevelProblem):
     def hvp_yy_f(self, x, y, v, batch=None):
         rows = as_rows(batch)
         return self.val.weighted_hvp(y, self._mean_weights(self.val, rows), v, rows)
-
-    def hvp_xx_f(self, x, y, u, batch=None):
-        return np.zeros(self.dx)
-
-    def cross_f(self, x, y, v, batch=None):
-        return np.zeros(self.dx)
-
-    def cross_t_f(self, x, y, u, batch=None):
-        return np.zeros(self.dy)
 
     # -- dense blocks --------------------------------------------------------
     def hess_g(self, x, y, batch=None):

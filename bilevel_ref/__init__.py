@@ -5,17 +5,20 @@ every oracle call is counted; same seed, same result.  Start with
 :func:`minimize`, :func:`methods` and the problems in :mod:`bilevel_ref.problems`.
 """
 from . import complexity, crosscheck, problems
-from ._api import Option, Solver, get_method, methods, minimize, register, show_options
+from ._minimize import minimize
+from ._solver import Solver, get_method, methods, register, show_options
+from .options import Option
 from .linalg import CubicResult, LazyCubic, cubic_kkt, solve_cubic
 from .oracles import BudgetExhausted, OracleCounter
 from .problems import BilevelProblem, MinimaxProblem
-from .result import BilevelResult, History
+from .exceptions import BilevelRefWarning, OptionError
+from .result import BilevelResult, History, Status
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "minimize", "methods", "show_options", "get_method", "register", "Solver", "Option",
     "BilevelProblem", "MinimaxProblem", "OracleCounter", "BudgetExhausted",
-    "BilevelResult", "History", "problems", "complexity", "crosscheck", "__version__",
+    "BilevelResult", "History", "Status", "OptionError", "BilevelRefWarning", "problems", "complexity", "crosscheck", "__version__",
     "solve_cubic", "LazyCubic", "CubicResult", "cubic_kkt",
 ]

@@ -1,12 +1,49 @@
 """Results of a run: :class:`BilevelResult` and its per-iteration :class:`History`."""
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 from scipy.optimize import OptimizeResult
 
 from .oracles import COUNT_KINDS
 
-__all__ = ["BilevelResult", "History"]
+__all__ = ["BilevelResult", "History", "Status"]
+
+
+class Status(enum.IntEnum):
+    """Why a run stopped: ``BilevelResult.status`` (an int, as in scipy).
+
+    ``Status(res.status).label`` is the short word used by ``compare`` and the
+    command line; ``.message`` is the generic sentence (runs may give a more
+    specific ``res.message``).
+    """
+
+    CONVERGED = 0
+    MAXITER = 1
+    BUDGET = 2
+    NONFINITE = 3
+    CALLBACK = 4
+    FAILURE = 5
+
+    @property
+    def label(self):
+        return _STATUS_TEXT[self][0]
+
+    @property
+    def message(self):
+        return _STATUS_TEXT[self][1]
+
+
+#: The one table of status labels and messages.
+_STATUS_TEXT = {
+    Status.CONVERGED: ("converged", "the requested accuracy was reached"),
+    Status.MAXITER: ("maxiter", "maximum number of iterations reached"),
+    Status.BUDGET: ("budget", "oracle budget exhausted"),
+    Status.NONFINITE: ("diverged", "non-finite values: the run diverged; x and y are the last finite iterates"),
+    Status.CALLBACK: ("callback", "stopped by the callback"),
+    Status.FAILURE: ("failed", "method-specific failure"),
+}
 
 
 class BilevelResult(OptimizeResult):
@@ -33,8 +70,9 @@ class BilevelResult(OptimizeResult):
         Per-iteration records: iteration, cumulative counts, wall time and metrics.
     success : bool
     status : int
-        0 converged, 1 maxiter reached, 2 budget exhausted, 3 non-finite values,
-        4 stopped by callback, 5 method-specific failure.
+        A :class:`Status` value: 0 converged, 1 maxiter reached, 2 budget
+        exhausted, 3 non-finite values, 4 stopped by callback, 5
+        method-specific failure.
     message : str
     method, options, seed
         What was run (options after validation, with defaults filled in).

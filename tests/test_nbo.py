@@ -13,7 +13,7 @@ import pytest
 from _fd import fd_gradient
 from _truth import exact_grad_phi, exact_y_star, implicit_hypergradient
 from bilevel_ref import minimize
-from bilevel_ref._api import get_method
+from bilevel_ref import get_method
 from bilevel_ref.oracles import OracleCounter
 from bilevel_ref.problems.quadratic import quadratic_bilevel
 from bilevel_ref.problems.regularization import make_logistic_regularization

@@ -1,7 +1,8 @@
 """Steps shared by several methods: step-size constants and minibatch drawing."""
 from __future__ import annotations
 
-from .._api import Option, Solver
+from .._solver import Solver
+from ..options import Option
 
 __all__ = ["lower_constants", "problem_constant", "MinibatchSolver"]
 

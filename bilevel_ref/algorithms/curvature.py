@@ -53,7 +53,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._api import Option, register
+from .._solver import register
+from ..options import Option
 from ..linalg.agd import gd
 from ..linalg.cg import cg
 from ._common import MinibatchSolver, problem_constant

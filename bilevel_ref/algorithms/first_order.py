@@ -69,7 +69,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._api import Option, Solver, register
+from .._solver import Solver, register
+from ..options import Option
 from ..hypergrad.finite_difference import finite_difference_hypergradient, stencil_float
 from ..hypergrad.penalty import penalty_gradient, penalty_inner_solve
 from ..linalg.agd import agd, gd

@@ -95,7 +95,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._api import Option, register
+from .._solver import register
+from ..options import Option
 from ..hypergrad import Hypergradient, aid_cg, aid_neumann, itd_hypergradient
 from ._common import MinibatchSolver, problem_constant
 

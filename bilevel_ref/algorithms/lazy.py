@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._api import Option, register
+from .._solver import register
+from ..options import Option
 from ._common import problem_constant
 from .single_loop import SingleLoop, schedule_option
 

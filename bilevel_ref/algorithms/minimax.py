@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._api import Option, Solver, register
+from .._solver import Solver, register
+from ..options import Option
 from ..hypergrad.penalty import cholesky_quadratic_form
 from ..linalg.agd import agd
 from ._common import problem_constant

@@ -66,7 +66,8 @@ import warnings
 
 import numpy as np
 
-from .._api import Option, Solver, register
+from .._solver import Solver, register
+from ..options import Option
 from .._validation import as_vector
 from ..hypergrad.penalty import PenaltyHessianOperator, penalty_gradient, penalty_hessian, penalty_inner_solve
 from ..linalg.cubic import cubic_finalsolver, cubic_subsolver, solve_cubic

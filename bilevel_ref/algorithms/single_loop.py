@@ -55,7 +55,8 @@ import math
 
 import numpy as np
 
-from .._api import Option, register
+from .._solver import register
+from ..options import Option
 from ._common import MinibatchSolver
 
 __all__ = ["SingleLoop", "SOBA", "SABA", "MASOBA", "schedule_option"]

@@ -71,7 +71,7 @@ def measure_unit(problem, batch_size, *, calls=200, repeat=5, seed=0):
 
 def benchmark_options(method, batch_size, iters, extra=None):
     """Options of the timed runs: :data:`METHODS` ∪ ``extra`` (known ones), batch, lean history."""
-    from .._api import get_method
+    from .._solver import get_method
 
     extra = extra or {}
     spec = get_method(method).all_options()
@@ -108,7 +108,7 @@ def measure_method(problem, x0, method, batch_size, *, iters=50, repeat=3, seed=
 def run(methods=None, storages=("factored", "dense"), *, n=1024, d=100, batch_size=64, iters=50,
         repeat=3, dtype="float64", sampler="iid", seed=0, options=None, out=None):
     """Measure every method on every storage; returns a list of row dicts (and prints progress)."""
-    from .._api import methods as registered
+    from .._solver import methods as registered
     from ..problems.finite_sum import finite_sum_quadratic
 
     methods = list(METHODS) if methods is None else list(methods)

@@ -120,6 +120,7 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
 
     rng = np.random.default_rng(int(seed))
     counter = OracleCounter(problem, opts.budget)
+    counter.constants()  # a misspelt or invalid key is an error before any work
     solver = cls(counter, x0, y0, rng, opts)
     exact_names = cls.exact_metrics if opts.record_exact else ()
     history = History()
@@ -204,6 +205,8 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
         x=solver.x, y=solver.y, fun=fun,
         grad_norm=final.get("grad_norm", grad_est), grad_norm_est=grad_est,
         min_eig=solver.min_eig, nit=nit, oracle_calls=counter.snapshot(), history=history,
+        constants={k: v for k, (v, _) in solver.constants_used.items()},
+        constant_sources={k: src for k, (_, src) in solver.constants_used.items()},
         # With gtol = 0 (stochastic methods) running to maxiter is the intended stop.
         success=status == Status.CONVERGED or (status == Status.MAXITER and opts.gtol == 0),
         status=int(status), message=message, method=cls.name,

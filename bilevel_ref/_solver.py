@@ -76,7 +76,20 @@ class Solver:
         self.opts = opts
         #: λ_min of the last Hessian estimate (second-order methods set it)
         self.min_eig = None
+        #: constants used: key -> (value, source), reported in the result
+        self.constants_used = {}
         self.setup()
+
+    def constant(self, key):
+        """Constant ``key`` by the library's one policy (:mod:`bilevel_ref.constants`):
+        the option of that name, else ``problem.constants()``, else a counted
+        estimate at the starting point.  Resolved once per run and reported."""
+        if key not in self.constants_used:
+            from .constants import resolve_constant
+
+            self.constants_used[key] = resolve_constant(self.problem, self.opts, key, self.x, self.y,
+                                                        self.rng, self.constant)
+        return self.constants_used[key][0]
 
     # -- to override ---------------------------------------------------------
     def setup(self):

@@ -10,7 +10,8 @@ inputs and reference outputs computed by this library in float64:
   ``hess_phi`` (quadratic), penalty quantities at a given λ — ``y_star_penalty``,
   ``grad_penalty`` = ∇L*_λ(x), ``hess_penalty`` = ∇²L*_λ(x) — and the penalty
   *estimators* at given inexact (y, w): ``penalty_grad_est`` = G(x; y, w),
-  ``penalty_hess_est`` = H(x; y, w) (second_order spec §2.1–2.2);
+  ``penalty_hess_est`` = H(x; y, w) (the FSBA estimators of Yang, Liu, Chen &
+  Lui 2026, see :mod:`bilevel_ref.hypergrad.penalty`);
 * cubic subproblems (g, H, M): the global minimiser ``s``, ``model_value``,
   ``lam`` = (M/2)‖s‖ and ``s_norm`` (hard cases store only the unique
   quantities: the sign of the eigenvector component of s is arbitrary);
@@ -58,7 +59,8 @@ MANIFEST = "manifest.json"
 DTYPES = ("float64", "float32")
 
 # Default tolerances (rtol, atol) by output name; float32 allows for single-precision
-# rounding, and for the O(λ) cancellation inside the penalty Hessian (spec §2.2).
+# rounding, and for the O(λ) cancellation inside the penalty Hessian (see
+# bilevel_ref.hypergrad.penalty.penalty_hessian).
 _TOL64 = (1e-10, 1e-13)
 _TOL32 = {"default": (2e-4, 1e-6), "hess_penalty": (2e-2, 1e-4), "penalty_hess_est": (2e-2, 1e-4),
           "x_traj": (1e-3, 1e-5), "y_star_penalty": (1e-3, 1e-6), "grad_penalty": (1e-3, 1e-5)}
@@ -247,8 +249,8 @@ def _cubic_case(name, d, seed, M, mode):
 
 def _aid_case(name, dx, dy, seed, iters):
     base = _quadratic_case(name, dx, dy, seed, 10.0, cond_phi="convex")
-    options = {"maxiter": iters, "inner": "cg", "inner_steps": 5, "hvp_steps": 5, "step_y": 0.5,
-               "step_x": 0.1, "warm_v": True, "cg_rtol": 0.0}
+    options = {"maxiter": iters, "inner": "cg", "inner_steps": 5, "linsys_steps": 5, "step_y": 0.5,
+               "step_x": 0.1, "warm_v": True, "linsys_rtol": 0.0}
     x0 = np.random.default_rng(seed + 2000).standard_normal(dx)
     params = dict(base.params, method="aid", options=options,
                   rule=("per iteration: 5 GD steps y <- y - step_y grad_y g (from y0 = 0, warm), then 5 CG "

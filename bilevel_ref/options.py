@@ -28,7 +28,7 @@ import numpy as np
 from ._validation import as_vector, check_int
 
 __all__ = ["Option", "RENAMED", "step_x", "step_y", "step_v", "inner_steps", "linsys_steps",
-           "linsys_rtol", "period", "momentum", "schedule", "VOCABULARY"]
+           "linsys_rtol", "period", "momentum", "schedule", "constant", "VOCABULARY"]
 
 
 class Option:
@@ -187,6 +187,15 @@ def schedule(default="constant"):
     return Option.choice(default, ("constant", "sqrt"),
                          "Step schedule: 'constant' keeps every step fixed; 'sqrt' multiplies them "
                          "by 1/sqrt(t+1) (benchopt's c/(t+1)^(1/2)).")
+
+
+def constant(key):
+    """Option overriding the problem constant ``key`` (see :mod:`bilevel_ref.constants`)."""
+    from .constants import CONSTANT_KEYS
+
+    return Option.real(None, f"{CONSTANT_KEYS[key][0].upper()}{CONSTANT_KEYS[key][1:]} (default: "
+                       "problem.constants(), else a counted estimate at the starting point; "
+                       "reported in res.constants).", low=0, allow_none=True)
 
 
 #: The vocabulary: option name -> what it means (for docs and ``compare``).

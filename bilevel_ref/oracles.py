@@ -72,6 +72,7 @@ class OracleCounter:
         self.counts = dict.fromkeys(COUNT_KINDS, 0)
         self.total = 0
         self.budget = self._check_budget(budget)
+        self._constants = None
 
     @staticmethod
     def _check_budget(budget):
@@ -125,7 +126,13 @@ class OracleCounter:
         return self.exact.provides(oracle)
 
     def constants(self):
-        return self.exact.constants()
+        """The problem's ``constants()``, checked once (keys from
+        :data:`~bilevel_ref.constants.CONSTANT_KEYS`, finite positive values)."""
+        if self._constants is None:
+            from .constants import check_constants
+
+            self._constants = check_constants(self.exact.constants(), repr(self.exact.name))
+        return dict(self._constants)
 
     def sample(self, rng, size, level):
         """Draw sample indices (counted under ``samples`` by the number drawn)."""

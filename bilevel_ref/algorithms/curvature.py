@@ -15,12 +15,12 @@ with :math:`u \approx H^{-1}\nabla_y f` (library sign) and
 
 Both systems are solved inexactly with the same :math:`H_k`:
 
-* **NBO-GD** (``inner="gd"``): T + 1 gradient steps of size β from zero on
+* **NBO-GD** (``inner="gd"``): T + 1 (T = ``linsys_steps``) gradient steps of size β from zero on
   :math:`\tfrac12 q^\top H q - b^\top q` (step 0 is :math:`q = \beta b`, no HVP).
   Per iteration: ``grad_g`` 1, ``grad_f`` 2, ``hvp_yy_g`` 1 + 2T, ``cross_g`` 1.
 * **NBO-CG** (``inner="cg"``): T CG iterations from zero on each system (two
   recursions sharing H, :func:`bilevel_ref.linalg.cg.cg`), stopping early at
-  relative residual ``cg_rtol``. Per iteration: ``hvp_yy_g`` ≤ 1 + 2T.
+  relative residual ``linsys_rtol``. Per iteration: ``hvp_yy_g`` ≤ 1 + 2T.
 * **NSBO-SGD** (``batch_size`` set): minibatch oracles; inner batch ξ_g for
   :math:`\nabla_y g` and every H product of the iteration (one shared Hessian
   sample, ``share_hessian_batch=True``; else the w-system, including
@@ -34,7 +34,9 @@ exactly SOBA's y, z and x updates (:math:`z = -u`).
 
 The y error after an exact Newton step is quadratic in :math:`\|y_k - y^*(x_k)\|`;
 :math:`u_{k+1}` uses :math:`\nabla_y f` at the old :math:`y_k`, so the error of
-:math:`d_k` itself stays first order (spec nbo_lazy §1).
+:math:`d_k` itself stays first order (the quadratic bound of Dong et al. 2025
+covers the error that comes through y only; ``tests/test_nbo.py`` measures
+slopes 2 and 1).
 
 Inferred where the paper is ambiguous (documented options): ``eval_at``
 (default ``"new"``, the paper's :math:`\nabla_1 f(x, y - v) - \nabla^2_{12} g(x, y - v) u`),
@@ -54,15 +56,15 @@ from __future__ import annotations
 import numpy as np
 
 from .._solver import register
+from .. import options as vocab
 from ..options import Option
 from ..linalg.agd import gd
 from ..linalg.cg import cg
-from ._common import MinibatchSolver, problem_constant
-from .single_loop import schedule_option
+from ._common import MinibatchSolver
 
 __all__ = ["NBO"]
 
-#: Default T per inner solver (paper's experiments: T = 1 for GD; spec: 5 CG steps).
+#: Default T per inner solver (paper's experiments: T = 1 for GD; 5 CG steps is this library's choice).
 _DEFAULT_T = {"gd": 1, "cg": 5}
 
 
@@ -77,29 +79,29 @@ class NBO(MinibatchSolver):
     default_gtol = 0.0
     options = {
         "inner": Option.choice("gd", ("gd", "cg"), "Inner solver of the two shared-H systems."),
-        "T": Option.integer(None, "GD steps after step 0 (T + 1 in all) or CG iterations per system "
-                                  "(default 1 for gd, 5 for cg; theory Θ(κ) / O(√κ log κ)).",
-                            low=0, allow_none=True),
-        "alpha": Option.real(0.01, "Upper-level step α.", low=0),
-        "beta": Option.real(None, "GD step β of the inner systems and of the warm-up (default 1/L_g).",
-                            low=0, allow_none=True),
+        "linsys_steps": vocab.linsys_steps(
+            None, "T", "GD steps after step 0 (T + 1 in all) or CG iterations per system; default 1 "
+            "for gd, 5 for cg; theory Θ(κ) / O(√κ log κ)"),
+        "step_x": vocab.step_x(0.01, "α"),
+        "step_v": vocab.step_v(None, "β", "GD step of the two inner systems and of the warm-up on y; "
+                               "default 1/L_g"),
         "eval_at": Option.choice("new", ("new", "old"),
                                  "Hypergradient at the updated (y, u) ('new', the paper's formula) or "
                                  "at the old (y, u) ('old', as SOBA)."),
         "warmup_steps": Option.integer(0, "GD steps on y before the first iteration.", low=0),
-        "cg_rtol": Option.real(1e-12, "CG relative residual tolerance (early stop).", low=0, strict=False),
+        "linsys_rtol": vocab.linsys_rtol(1e-12, None, "CG only"),
         "share_hessian_batch": Option.boolean(True, "Both systems use the same lower minibatch "
                                                     "(stochastic mode); False draws a fresh one for w."),
-        "schedule": schedule_option("constant"),
-        "L_g": Option.real(None, "Smoothness of g in y (default: problem.constants()).", low=0,
-                           allow_none=True),
+        "schedule": vocab.schedule("constant"),
+        "L_g": vocab.constant("L_g"),
     }
+
+    renamed = {"T": "linsys_steps", "beta": "step_v"}
 
     def setup(self):
         o = self.opts
-        self.T = _DEFAULT_T[o.inner] if o.T is None else o.T
-        self.beta = o.beta if o.beta is not None else 1.0 / problem_constant(
-            self.problem, o, "L_g", "L_g", what="smoothness of g in y")
+        self.T = _DEFAULT_T[o.inner] if o.linsys_steps is None else o.linsys_steps
+        self.beta = o.step_v if o.step_v is not None else 1.0 / self.constant("L_g")
         self.decay = 0.5 if o.schedule == "sqrt" else 0.0
         self.u = np.zeros(self.problem.dy)  # u_0 = 0 (inferred)
 
@@ -109,8 +111,8 @@ class NBO(MinibatchSolver):
         h_v = lambda q: p.hvp_yy_g(x, y, q, batch=batch_v)  # noqa: E731
         h_w = lambda q: p.hvp_yy_g(x, y, q, batch=batch_w)  # noqa: E731
         if self.opts.inner == "cg":
-            return (cg(h_v, b_v, maxiter=T, rtol=self.opts.cg_rtol).x,
-                    cg(h_w, b_w, maxiter=T, rtol=self.opts.cg_rtol).x)
+            return (cg(h_v, b_v, maxiter=T, rtol=self.opts.linsys_rtol).x,
+                    cg(h_w, b_w, maxiter=T, rtol=self.opts.linsys_rtol).x)
         # GD on ½qᵀHq − bᵀq from 0: step 0 is q = βb (no HVP), then T steps.
         beta = self.beta
         return (gd(lambda q: h_v(q) - b_v, beta * b_v, beta, T).y,
@@ -146,5 +148,5 @@ class NBO(MinibatchSolver):
         elif ju is None:
             ju = p.cross_g(x, y, u, batch=batch_g)
         d = gx_f - ju
-        self.x = x - (scale * o.alpha) * d
+        self.x = x - (scale * o.step_x) * d
         return {"grad_est": float(np.linalg.norm(d)), "newton_step": float(np.linalg.norm(v))}

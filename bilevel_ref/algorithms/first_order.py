@@ -70,19 +70,16 @@ from __future__ import annotations
 import numpy as np
 
 from .._solver import Solver, register
+from .. import options as vocab
 from ..options import Option
 from ..hypergrad.finite_difference import finite_difference_hypergradient, stencil_float
 from ..hypergrad.penalty import penalty_gradient, penalty_inner_solve
 from ..linalg.agd import agd, gd
-from ._common import MinibatchSolver, lower_constants, problem_constant
+from ._common import MinibatchSolver
 
 __all__ = ["F2SAp", "F2SA", "F2BA", "AccF2BA"]
 
-_L_G = Option.real(None, "Smoothness of g in y (default: problem.constants()).", low=0, allow_none=True)
-_MU_G = Option.real(None, "Strong convexity of g in y (default: problem.constants()).", low=0,
-                    allow_none=True)
-_L_F = Option.real(None, "Smoothness of f (default: problem.constants(); only for inner='agd').",
-                   low=0, allow_none=True)
+_CONSTANT_OPTIONS = {key: vocab.constant(key) for key in ("L_g", "mu_g", "L_f")}
 
 
 @register
@@ -97,10 +94,10 @@ class F2SAp(MinibatchSolver):
     options = {
         "p": Option.integer(2, "Stencil order p >= 1 (p even: offsets ±1..±p/2; odd: −(p−1)/2..(p+1)/2).",
                             low=1),
-        "inner_steps": Option.integer(10, "Inner steps K per offset and outer iteration.", low=1),
+        "inner_steps": vocab.inner_steps(10, "K", "per stencil offset"),
         "nu": Option.real(0.1, "Perturbation size ν of the lower levels g + jνf.", low=0),
-        "step_y": Option.real(None, "Inner step η_y (default 1/L_g).", low=0, allow_none=True),
-        "step_x": Option.real(0.1, "Outer step η_x (a step length when normalize=True).", low=0),
+        "step_y": vocab.step_y(None, "η_y", "default 1/L_g"),
+        "step_x": vocab.step_x(0.1, "η_x", "a step length when normalize=True"),
         "normalize": Option.boolean(True, "Normalised outer step x − η_x Φ/(‖Φ‖ + norm_eps); False: "
                                     "x − η_x Φ."),
         "norm_eps": Option.real(1e-6, "ε of the normalised step.", low=0, strict=False),
@@ -110,7 +107,7 @@ class F2SAp(MinibatchSolver):
         "avg_warm_start": Option.boolean(
             False, "Reference-code heuristic: before the inner loops, replace the positive-offset "
             "iterates by their mean and the non-positive ones by theirs."),
-        "L_g": _L_G, "mu_g": _MU_G, "L_f": _L_F,
+        **_CONSTANT_OPTIONS,
     }
 
     @classmethod
@@ -119,13 +116,11 @@ class F2SAp(MinibatchSolver):
             raise ValueError("options['inner']='agd' is deterministic: it needs options['batch_size']=None")
 
     def setup(self):
-        o, p = self.opts, self.problem
+        o = self.opts
         self.offsets, self.weights = stencil_float(o.p)
-        self.step_y = o.step_y if o.step_y is not None else 1.0 / problem_constant(
-            p, o, "L_g", "L_g", what="smoothness of g in y")
+        self.step_y = o.step_y if o.step_y is not None else 1.0 / self.constant("L_g")
         if o.inner == "agd":
-            L_g, mu_g = lower_constants(p, o)
-            L_f = problem_constant(p, o, "L_f", "L_f", what="smoothness of f")
+            L_g, mu_g, L_f = self.constant("L_g"), self.constant("mu_g"), self.constant("L_f")
             self.agd_constants = {}
             for j in self.offsets:
                 mu_j = mu_g - abs(j) * o.nu * L_f
@@ -188,13 +183,15 @@ class F2SA(MinibatchSolver):
     default_maxiter = 1000
     default_gtol = 0.0
     options = {
-        "inner_steps": Option.integer(10, "Inner SGD steps T on y and on z per outer iteration.", low=1),
-        "step_size": Option.real(0.01, "Base step c: α_k = c/(k+1)^(5/7), γ_k = c/(k+1)^(4/7).", low=0),
-        "outer_ratio": Option.real(1.0, "Ratio r: the x step is ξ_k = (c/r)/(k+1)^(4/7).", low=0),
+        "inner_steps": vocab.inner_steps(10, "T", "SGD steps on y and on z"),
+        "step_y": vocab.step_y(0.01, "c", "α_k = c/(k+1)^(5/7) on y, γ_k = c/(k+1)^(4/7) on z"),
+        "step_x": vocab.step_x(0.01, "ξ_0", "ξ_k = ξ_0/(k+1)^(4/7)"),
         "lam": Option.real(1.0, "Initial multiplier λ_0.", low=0),
         "delta": Option.real(0.1, "Multiplier increment scale δ: λ_{k+1} = λ_k + δ/(k+1)^(1/7).", low=0,
                              strict=False),
     }
+
+    renamed = {"step_size": "step_y (base step c)", "outer_ratio": "step_x (= c / outer_ratio)"}
 
     def setup(self):
         self.z = self.y.copy()       # plain lower iterate (reported as y, as benchopt does)
@@ -203,15 +200,14 @@ class F2SA(MinibatchSolver):
 
     def step(self, k):
         p, o, x, lam = self.problem, self.opts, self.x, self.lam
-        c = o.step_size
-        alpha = c / (k + 1.0) ** (5.0 / 7.0)
-        gamma = c / (k + 1.0) ** (4.0 / 7.0)
-        xi = (c / o.outer_ratio) / (k + 1.0) ** (4.0 / 7.0)
+        alpha = o.step_y / (k + 1.0) ** (5.0 / 7.0)
+        gamma = o.step_y / (k + 1.0) ** (4.0 / 7.0)
+        xi = o.step_x / (k + 1.0) ** (4.0 / 7.0)
         self.z = gd(lambda z: p.grad_y_g(x, z, batch=self.draw("lower")), self.z, gamma, o.inner_steps).y
         self.y_pen = gd(lambda y: (p.grad_y_f(x, y, batch=self.draw("upper"))
                                    + lam * p.grad_y_g(x, y, batch=self.draw("lower"))),
                         self.y_pen, alpha, o.inner_steps).y
-        # independent samples ζ1, ζ2 for the two ∇_x G terms (spec §2)
+        # independent samples ζ1, ζ2 for the two ∇_x G terms (F2SA's x-update, Kwon et al. 2023)
         d = penalty_gradient(p, x, self.y_pen, self.z, lam, batch_f=self.draw("upper"),
                              batch_g=self.draw("lower"), batch_w=self.draw("lower")).d
         self.x = x - xi * d
@@ -228,28 +224,26 @@ class F2BA(Solver):
     requires = ("grad_f", "grad_g")
     default_maxiter = 1000
     options = {
-        "inner_steps": Option.integer(10, "Inner steps K on y and on z per outer iteration.", low=1),
+        "inner_steps": vocab.inner_steps(10, "K", "on y_λ and on z each"),
         "lam": Option.real(10.0, "Penalty multiplier λ (bias of ∇L*_λ − ∇φ is O(1/λ)).", low=0),
-        "step_y": Option.real(None, "Inner GD step τ (default 1/L_g).", low=0, allow_none=True),
-        "step_x": Option.real(0.01, "Outer step η.", low=0),
+        "step_y": vocab.step_y(None, "τ", "GD on y_λ and z; default 1/L_g"),
+        "step_x": vocab.step_x(0.01, "η"),
         "z_reset": Option.boolean(False, "Reset z to y at the start of every outer iteration "
                                   "(reference code)."),
         "inner": Option.choice("gd", ("gd", "agd"), "Inner solver: GD (F2BA) or Nesterov AGD "
                                "(AccF2BA's inner loop; needs mu_g, L_f and λ >= 2 L_f/mu_g)."),
-        "L_g": _L_G, "mu_g": _MU_G, "L_f": _L_F,
+        **_CONSTANT_OPTIONS,
     }
 
     def setup(self):
-        o, p = self.opts, self.problem
+        o = self.opts
         if o.inner == "agd":
-            self.L_g, self.mu_g = lower_constants(p, o)
-            self.L_f = problem_constant(p, o, "L_f", "L_f", what="smoothness of f")
+            self.L_g, self.mu_g, self.L_f = self.constant("L_g"), self.constant("mu_g"), self.constant("L_f")
             if o.lam < 2.0 * self.L_f / self.mu_g:
                 raise ValueError(
                     f"options['lam']={o.lam} is too small for inner='agd': AGD on f + λg assumes "
                     f"strong convexity λμ_g/2, which needs lam >= 2·L_f/mu_g = {2 * self.L_f / self.mu_g:.4g}")
-        self.step_y = o.step_y if o.step_y is not None else 1.0 / problem_constant(
-            p, o, "L_g", "L_g", what="smoothness of g in y")
+        self.step_y = o.step_y if o.step_y is not None else 1.0 / self.constant("L_g")
         self.y_lam = self.y.copy()   # ≈ y*_λ(x), minimiser of f/λ + g
         self.z = self.y.copy()       # ≈ y*(x), reported as y
 
@@ -283,8 +277,8 @@ class AccF2BA(F2BA):
         "inner": Option.choice("agd", ("gd", "agd"), "Inner solver (AccF2BA: AGD; needs mu_g, L_f and "
                                "λ >= 2 L_f/mu_g)."),
         "lam": Option.real(100.0, "Penalty multiplier λ (bias O(1/λ); AGD needs λ >= 2 L_f/mu_g).", low=0),
-        "momentum": Option.real(0.5, "Momentum θ on x (the reference code: 0.5 works, 0.9 does not).",
-                                low=0, high=1, strict=False),
+        "momentum": vocab.momentum(0.5, "θ", "m ← θm + d on x; the reference code: 0.5 works, 0.9 "
+                                   "does not"),
         "B": Option.real(10.0, "Restart threshold B: restart when c·Σ‖x_{t+1} − x_t‖² > max(B, B0)².",
                          low=0),
         "B0": Option.real(0.1, "Floor B0 of the restart threshold.", low=0),

@@ -22,7 +22,7 @@ upper minibatch.
 mode (:mod:`bilevel_ref.hypergrad.itd`), then :math:`x_{k+1} = x_k - \beta d_k`.
 It costs T ``grad_g``, T ``cross_g`` and **T − 1** ``hvp_yy_g``: the backward
 recursion's last product :math:`v_0 = v_1 - \alpha H(x, y_0) v_1` is never used,
-so it is not computed (the spec's count T includes it).  Stochastic mode: one
+so it is not computed (the usual count of T products includes it).  Stochastic mode: one
 lower and one upper minibatch per outer iteration (the unrolled map is then
 deterministic, so reverse mode stays exact for it).
 
@@ -51,7 +51,7 @@ the previous point:
     h_k &= \hat\nabla\varphi(x_k, y_k; B') + (1 - a_k)\,(h_{k-1} - \hat\nabla\varphi(x_{k-1}, y_{k-1}; B'))\\
     y_{k+1} &= y_k - \lambda u_k, \qquad x_{k+1} = x_k - \eta_k h_k
 
-with a constant y step :math:`\lambda = c` (the paper's and the spec's rule),
+with a constant y step :math:`\lambda = c` (this library's choice),
 :math:`\eta_k = (c/r)/(k+1)^{1/3}` and :math:`a_k = \min(1, e/(k+1)^{2/3})`, i.e. the
 paper's :math:`\eta_k = c'/(k+m_0)^{1/3}`, :math:`\alpha_k = c_1\eta_k^2`,
 :math:`\beta_k = c_2\eta_k^2` with :math:`m_0 = 1` and :math:`c_1 = c_2 = e/c'^2`
@@ -64,7 +64,7 @@ iteration has no previous point: :math:`u_0, h_0` are the plain estimates.
 **VRBO** (Yang, Ji, Liang 2021, Algorithm 2), SPIDER/SARAH double loop: every
 ``period`` outer iterations :math:`u, h` are recomputed at :math:`(x_k, y_k)` on a
 large batch (default: the full objectives); then :math:`x_{k+1} = x_k - \alpha h` and
-``n_inner`` recursive steps
+``inner_steps`` recursive steps
 
 .. math::
 
@@ -96,35 +96,23 @@ from __future__ import annotations
 import numpy as np
 
 from .._solver import register
+from .. import options as vocab
 from ..options import Option
 from ..hypergrad import Hypergradient, aid_cg, aid_neumann, itd_hypergradient
-from ._common import MinibatchSolver, problem_constant
+from ._common import MinibatchSolver
 
 __all__ = ["MinibatchSolver", "stocbio_hypergradient", "AID", "ITD", "StocBiO", "AmIGO",
            "MRBO", "VRBO"]
 
-_STEP_X_DOC = ("Upper-level step β (default 1/L_phi when the problem reports L_phi in "
-               "constants(), else 0.01).")
-_CONSTANT_OPTIONS = {
-    "L_g": Option.real(None, "Smoothness of g in y (default: problem.constants()).", low=0, allow_none=True),
-    "mu_g": Option.real(None, "Strong convexity of g in y (default: problem.constants()).", low=0,
-                        allow_none=True),
-}
-#: Step options of the benchopt-style stochastic methods (stocBiO, AmIGO, MRBO, VRBO).
+_STEP_X_DOC = "default 1/L_phi (option, problem.constants(), else a counted estimate at x0)"
+_CONSTANT_OPTIONS = {key: vocab.constant(key) for key in ("L_g", "mu_g", "L_phi")}
+#: Step options of the benchopt-style stochastic methods (stocBiO, AmIGO, MRBO, VRBO):
+#: benchopt's base step c = 0.1 for y and v, and c/r = 0.1 for x.
 _BENCHOPT_STEPS = {
-    "step_size": Option.real(0.1, "Base step c of the inner (y) and linear-system (v) updates.", low=0),
-    "outer_ratio": Option.real(1.0, "Ratio r: the x step is c/r.", low=0),
-    "step_v": Option.real(None, "Neumann / v step η (default: step_size; should be <= 1/L_g).", low=0,
-                          allow_none=True),
+    "step_y": vocab.step_y(0.1, "α", "benchopt's base step c"),
+    "step_v": vocab.step_v(None, "η", "default step_y; should be <= 1/L_g"),
+    "step_x": vocab.step_x(0.1, "β", "benchopt's c/r with r = 1"),
 }
-
-
-def upper_step(problem, opts):
-    """The upper-level step: the option, else 1/L_phi, else 0.01."""
-    if opts.step_x is not None:
-        return opts.step_x
-    known = problem.constants()
-    return 1.0 / known["L_phi"] if "L_phi" in known else 0.01
 
 
 def stocbio_hypergradient(problem, x, y, eta, batch_f, hess_batches, batch_j):
@@ -156,23 +144,22 @@ class AID(MinibatchSolver):
     default_maxiter = 1000
     options = {
         "inner": Option.choice("cg", ("cg", "neumann"), "Linear-system solver for v."),
-        "inner_steps": Option.integer(10, "Gradient steps T on y per outer iteration.", low=0),
-        "hvp_steps": Option.integer(10, "CG iterations K or Neumann terms Q per outer iteration.", low=0),
-        "step_y": Option.real(None, "Inner step β_y (default 1/L_g).", low=0, allow_none=True),
-        "step_v": Option.real(None, "Neumann step η (default 1/L_g).", low=0, allow_none=True),
-        "step_x": Option.real(None, _STEP_X_DOC, low=0, allow_none=True),
+        "inner_steps": vocab.inner_steps(10, "T", low=0),
+        "linsys_steps": vocab.linsys_steps(10, "K CG iterations or Q Neumann terms"),
+        "step_y": vocab.step_y(None, "β_y", "default 1/L_g"),
+        "step_v": vocab.step_v(None, "η, Neumann only", "default 1/L_g"),
+        "step_x": vocab.step_x(None, "β", _STEP_X_DOC),
         "warm_v": Option.boolean(True, "Warm-start v from the previous outer iteration."),
-        "cg_rtol": Option.real(1e-10, "Relative residual tolerance of CG.", low=0, strict=False),
+        "linsys_rtol": vocab.linsys_rtol(1e-10, None, "CG only"),
         **_CONSTANT_OPTIONS,
     }
 
     def setup(self):
         o = self.opts
-        if o.step_y is None or (o.inner == "neumann" and o.step_v is None):
-            L_g = problem_constant(self.problem, o, "L_g", "L_g", what="smoothness of g in y")
-        self.step_y = o.step_y if o.step_y is not None else 1.0 / L_g
-        self.step_v = o.step_v if o.step_v is not None else (1.0 / L_g if o.inner == "neumann" else None)
-        self.step_x = upper_step(self.problem, o)
+        self.step_y = o.step_y if o.step_y is not None else 1.0 / self.constant("L_g")
+        self.step_v = o.step_v if o.step_v is not None else (
+            1.0 / self.constant("L_g") if o.inner == "neumann" else None)
+        self.step_x = o.step_x if o.step_x is not None else 1.0 / self.constant("L_phi")
         self.v = None
 
     def step(self, k):
@@ -181,9 +168,9 @@ class AID(MinibatchSolver):
         v0 = self.v if o.warm_v else None
         batch_f, batch_g = self.draw("upper"), self.draw("lower")
         if o.inner == "cg":
-            est = aid_cg(p, x, self.y, o.hvp_steps, v0=v0, rtol=o.cg_rtol, batch_f=batch_f, batch_g=batch_g)
+            est = aid_cg(p, x, self.y, o.linsys_steps, v0=v0, rtol=o.linsys_rtol, batch_f=batch_f, batch_g=batch_g)
         else:
-            est = aid_neumann(p, x, self.y, o.hvp_steps, self.step_v, v0=v0, batch_f=batch_f,
+            est = aid_neumann(p, x, self.y, o.linsys_steps, self.step_v, v0=v0, batch_f=batch_f,
                               batch_g=batch_g)
         self.v = est.v
         self.x = x - self.step_x * est.d
@@ -198,9 +185,9 @@ class ITD(MinibatchSolver):
     requires = ("grad_f", "grad_g", "hvp_yy_g", "cross_g")
     default_maxiter = 1000
     options = {
-        "inner_steps": Option.integer(10, "Inner gradient steps T differentiated through.", low=1),
-        "step_y": Option.real(None, "Inner step α (default 1/L_g).", low=0, allow_none=True),
-        "step_x": Option.real(None, _STEP_X_DOC, low=0, allow_none=True),
+        "inner_steps": vocab.inner_steps(10, "T", "the steps differentiated through"),
+        "step_y": vocab.step_y(None, "α", "default 1/L_g"),
+        "step_x": vocab.step_x(None, "β", _STEP_X_DOC),
         "warm_start": Option.boolean(False, "Start each inner loop from the previous y_T instead of y0."),
         "truncate": Option.integer(None, "Back-propagate through the last K steps only.", low=1,
                                    allow_none=True),
@@ -209,9 +196,8 @@ class ITD(MinibatchSolver):
 
     def setup(self):
         o = self.opts
-        self.step_y = o.step_y if o.step_y is not None else 1.0 / problem_constant(
-            self.problem, o, "L_g", "L_g", what="smoothness of g in y")
-        self.step_x = upper_step(self.problem, o)
+        self.step_y = o.step_y if o.step_y is not None else 1.0 / self.constant("L_g")
+        self.step_x = o.step_x if o.step_x is not None else 1.0 / self.constant("L_phi")
         self.y_start = self.y.copy()
 
     def step(self, k):
@@ -233,11 +219,13 @@ class _BenchoptSteps(MinibatchSolver):
     default_gtol = 0.0
     options = dict(_BENCHOPT_STEPS)
 
+    renamed = {"step_size": "step_y and step_v (base step c)", "outer_ratio": "step_x (= c / outer_ratio)"}
+
     def setup(self):
         o = self.opts
-        self.step_y = o.step_size
-        self.step_v = o.step_size if o.step_v is None else o.step_v
-        self.step_x = o.step_size / o.outer_ratio
+        self.step_y = o.step_y
+        self.step_v = o.step_y if o.step_v is None else o.step_v
+        self.step_x = o.step_x
 
 
 @register
@@ -246,15 +234,15 @@ class StocBiO(_BenchoptSteps):
 
     name = "stocbio"
     options = {
-        "inner_steps": Option.integer(10, "SGD steps D on y per outer iteration (warm start).", low=0),
-        "neumann_steps": Option.integer(10, "Neumann terms Q (Hessian-vector products).", low=0),
+        "inner_steps": vocab.inner_steps(10, "D", "SGD steps, warm start", low=0),
+        "linsys_steps": vocab.linsys_steps(10, "Q Neumann terms"),
     }
 
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
         self.y = self.lower_sgd(x, self.y, self.step_y, o.inner_steps)
         est = stocbio_hypergradient(p, x, self.y, self.step_v, self.draw("upper"),
-                                    self.draws("lower", o.neumann_steps), self.draw("lower"))
+                                    self.draws("lower", o.linsys_steps), self.draw("lower"))
         self.x = x - self.step_x * est.d
         return {"grad_est": float(np.linalg.norm(est.d))}
 
@@ -265,7 +253,8 @@ class AmIGO(_BenchoptSteps):
 
     name = "amigo"
     options = {
-        "inner_steps": Option.integer(10, "SGD steps T on y and on v per outer iteration.", low=0),
+        "inner_steps": vocab.inner_steps(10, "T", "SGD steps on y", low=0),
+        "linsys_steps": vocab.linsys_steps(10, "T", "SGD steps on the amortised v"),
         "fixed_rhs": Option.boolean(
             False, "Evaluate ∇_y F once per outer iteration (with ∇_x F) instead of on a fresh "
             "batch at every v step."),
@@ -281,7 +270,7 @@ class AmIGO(_BenchoptSteps):
         y = self.lower_sgd(x, y, self.step_y, o.inner_steps)
         if o.fixed_rhs:
             gx_f, gy_f = p.grad_f(x, y, batch=self.draw("upper"))
-        for _ in range(o.inner_steps):
+        for _ in range(o.linsys_steps):
             hv = p.hvp_yy_g(x, y, v, batch=self.draw("lower"))
             if not o.fixed_rhs:
                 gy_f = p.grad_y_f(x, y, batch=self.draw("upper"))
@@ -300,7 +289,7 @@ class MRBO(_BenchoptSteps):
 
     name = "mrbo"
     options = {
-        "neumann_steps": Option.integer(10, "Neumann terms Q of each hypergradient estimate.", low=0),
+        "linsys_steps": vocab.linsys_steps(10, "Q Neumann terms of each hypergradient estimate"),
         "eta": Option.real(0.5, "Momentum scale e: a_k = min(1, e/(k+1)^(2/3)).", low=0),
     }
 
@@ -311,7 +300,7 @@ class MRBO(_BenchoptSteps):
     def step(self, k):
         p, o, x, y = self.problem, self.opts, self.x, self.y
         batch_g, batch_f = self.draw("lower"), self.draw("upper")
-        hess = self.draws("lower", o.neumann_steps)
+        hess = self.draws("lower", o.linsys_steps)
         grad_new = p.grad_g(x, y, batch=batch_g)[1]
         hyper_new = stocbio_hypergradient(p, x, y, self.step_v, batch_f, hess, batch_g).d
         if self.prev is None:
@@ -335,11 +324,10 @@ class VRBO(_BenchoptSteps):
 
     name = "vrbo"
     options = {
-        "neumann_steps": Option.integer(10, "Neumann terms Q of each hypergradient estimate.", low=0),
-        "n_inner": Option.integer(10, "Recursive inner steps per outer iteration.", low=1),
-        "period": Option.integer(None, "Refresh u, h on the large batch every this many outer "
-                                 "iterations (default: period_frac·(n_lower + n_upper)/batch_size, "
-                                 "1 in deterministic mode).", low=1, allow_none=True),
+        "linsys_steps": vocab.linsys_steps(10, "Q Neumann terms of each hypergradient estimate"),
+        "inner_steps": vocab.inner_steps(10, None, "recursive SARAH steps on y"),
+        "period": vocab.period(None, "q", "u, h are recomputed on the large batch; default "
+                               "period_frac·(n_lower + n_upper)/batch_size, 1 in deterministic mode"),
         "period_frac": Option.real(128.0, "benchopt's period factor (used when period is None).", low=0),
         "large_batch": Option.integer(None, "Batch size of the refresh (None: full objectives).", low=1,
                                       allow_none=True),
@@ -366,15 +354,15 @@ class VRBO(_BenchoptSteps):
         p, o = self.problem, self.opts
         if k % self.period == 0:
             batch_g, batch_f = self._large("lower"), self._large("upper")
-            hess = [self._large("lower") for _ in range(o.neumann_steps)]
+            hess = [self._large("lower") for _ in range(o.linsys_steps)]
             self.u = p.grad_g(self.x, self.y, batch=batch_g)[1]
             self.h = stocbio_hypergradient(p, self.x, self.y, self.step_v, batch_f, hess, batch_g).d
         x_old, y_old = self.x, self.y
         self.x = x = self.x - self.step_x * self.h
-        for _ in range(o.n_inner):
+        for _ in range(o.inner_steps):
             self.y = y = self.y - self.step_y * self.u
             batch_g, batch_f = self.draw("lower"), self.draw("upper")
-            hess = self.draws("lower", o.neumann_steps)
+            hess = self.draws("lower", o.linsys_steps)
             self.u = self.u + p.grad_g(x, y, batch=batch_g)[1] - p.grad_g(x_old, y_old, batch=batch_g)[1]
             self.h = (self.h + stocbio_hypergradient(p, x, y, self.step_v, batch_f, hess, batch_g).d
                       - stocbio_hypergradient(p, x_old, y_old, self.step_v, batch_f, hess, batch_g).d)

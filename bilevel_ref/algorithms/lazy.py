@@ -16,6 +16,9 @@ first-order gradients are fresh every iteration. With :math:`H = \nabla^2_{yy} g
     \bar h_t &= \mu h_t + (1 - \mu)\bar h_{t-1} \quad(\bar h_0 = h_0;\ \bar h_t = h_t \text{ without momentum})\\
     x_{t+1} &= x_t - \alpha\, \bar h_t
 
+Options: N = ``period``, α = ``step_x``, β = ``step_y``, γ = ``step_v``,
+μ = 1 − ``momentum`` (``momentum=0``: base SOBA; the default 0.2 is MA-SOBA's θ = 0.8).
+
 Per iteration: ``grad_g`` 1, ``grad_f`` 1 (one joint call gives
 :math:`\nabla_x f` and :math:`\nabla_y f`), plus, every N iterations,
 ``hvp_yy_g`` 1 and ``cross_g`` 1 (mode ``"hvp+jvp"``), or ``hvp_yy_g`` 1 every N
@@ -24,8 +27,8 @@ Over T iterations: :math:`\lceil T/N\rceil` HVPs, and :math:`\lceil T/N\rceil`
 (``"hvp+jvp"``) or T (``"hvp"``) JVPs.
 
 ``jvp_after_update=True`` applies J to the freshly updated z at a refresh (the
-public script); the default uses the old z, as SOBA does, so that ``N = 1``
-without momentum reproduces ``soba`` bit for bit (the same engine,
+public script); the default uses the old z, as SOBA does, so that ``period=1``
+and ``momentum=0`` with the same options dict reproduce ``soba`` bit for bit (the same engine,
 :class:`~bilevel_ref.algorithms.single_loop.SingleLoop`, runs both).
 
 Inferred where the sources are silent: the exact form of mode ``"hvp+jvp"``
@@ -43,20 +46,12 @@ JMLR 2024 (MA-SOBA).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .._solver import register
+from .. import options as vocab
 from ..options import Option
-from ._common import problem_constant
-from .single_loop import SingleLoop, schedule_option
+from .single_loop import SingleLoop
 
 __all__ = ["SOLazyBiO"]
-
-
-def _optional_bool(name, value):
-    if value is not None and not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True, False or None, got {value!r}")
-    return None if value is None else bool(value)
 
 
 @register
@@ -66,44 +61,26 @@ class SOLazyBiO(SingleLoop):
     name = "so_lazy_bio"
     aliases = ("lazy_bio", "solazybio")
     options = {
-        "base": Option.choice("ma_soba", ("soba", "ma_soba"),
-                              "Base single-loop method: 'soba' (no momentum) or 'ma_soba' (moving "
-                              "average of the hypergradient estimate)."),
-        "N": Option.integer(5, "Refresh period N of the second-order information.", low=1),
+        "period": vocab.period(5, "N"),
         "mode": Option.choice("hvp", ("hvp", "hvp+jvp"),
                               "'hvp': lazy H z and z-step, J z every iteration; 'hvp+jvp': both every "
-                              "N iterations, the last J z reused."),
-        "momentum": Option.any(None, "Moving average of the hypergradient estimate (None: True for "
-                               "base 'ma_soba', False for 'soba'; must agree with base).", _optional_bool),
-        "mu": Option.real(0.8, "Weight μ of the new estimate in the moving average.", low=0, high=1),
-        "alpha": Option.real(0.01, "Upper-level step α.", low=0),
-        "beta": Option.real(None, "Lower-level step β (default 1/L_g).", low=0, allow_none=True),
-        "gamma": Option.real(None, "Step γ of the linear-system variable z (default 1/L_g).", low=0,
-                             allow_none=True),
-        "schedule": schedule_option("constant"),
+                              "period iterations, the last J z reused."),
+        "momentum": vocab.momentum(0.2, "1 − μ, μ = 0.8: base MA-SOBA",
+                                   "h̄ ← (1 − momentum)·h + momentum·h̄; 0: base SOBA"),
         "jvp_after_update": Option.boolean(False, "At a refresh apply J to the updated z (the public "
                                                   "script) instead of the old z (SOBA)."),
         "refresh_batch_size": Option.integer(None, "Inner minibatch size at refresh iterations "
                                                    "(default batch_size).", low=1, allow_none=True),
-        "L_g": Option.real(None, "Smoothness of g in y (default: problem.constants()).", low=0,
-                           allow_none=True),
     }
+    renamed = {"alpha": "step_x", "beta": "step_y", "gamma": "step_v", "N": "period",
+               "mu": "momentum (= 1 - mu)", "base": "momentum (0: SOBA base, > 0: MA-SOBA base)"}
 
     @classmethod
     def check_options(cls, values):
-        momentum = values["momentum"]
-        if momentum is not None and momentum != (values["base"] == "ma_soba"):
-            raise ValueError(f"options['momentum']={momentum} contradicts options['base']="
-                             f"{values['base']!r} (ma_soba has momentum, soba has none)")
         if values["refresh_batch_size"] is not None and values["batch_size"] is None:
             raise ValueError("options['refresh_batch_size'] needs options['batch_size'] (stochastic mode)")
 
     def setup(self):
         o = self.opts
-        if o.beta is None or o.gamma is None:
-            L_g = problem_constant(self.problem, o, "L_g", "L_g", what="smoothness of g in y")
-        self.configure(step_y=1.0 / L_g if o.beta is None else o.beta,
-                       step_z=1.0 / L_g if o.gamma is None else o.gamma,
-                       step_x=o.alpha, schedule=o.schedule, N=o.N, mode=o.mode,
-                       momentum=o.base == "ma_soba", mu=o.mu, jvp_after_update=o.jvp_after_update,
-                       batch_size=o.batch_size, refresh_batch_size=o.refresh_batch_size)
+        self.configure(period=o.period, mode=o.mode, jvp_after_update=o.jvp_after_update,
+                       refresh_batch_size=o.refresh_batch_size)

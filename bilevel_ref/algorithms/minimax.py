@@ -47,16 +47,15 @@ from __future__ import annotations
 import numpy as np
 
 from .._solver import Solver, register
+from .. import options as vocab
 from ..options import Option
 from ..hypergrad.penalty import cholesky_quadratic_form
 from ..linalg.agd import agd
-from ._common import problem_constant
 from .second_order import (
     BACKEND_OPTION,
     CUBIC_OPTIONS,
     FRESH_CUBIC_SOLVER_OPTION,
     CubicNewtonMixin,
-    period_option,
 )
 
 __all__ = ["GDA", "MCN", "LMCN", "minimax_hessian"]
@@ -73,17 +72,12 @@ def minimax_hessian(problem, x, y):
     return 0.5 * (H + H.T)
 
 
-_CONSTANTS = {
-    "L_y": Option.real(None, "Smoothness of f in y (default: problem.constants()['L_y']).", low=0,
-                       allow_none=True),
-    "mu_y": Option.real(None, "Strong concavity μ of f in y (default: problem.constants()['mu_y']).",
-                        low=0, allow_none=True),
-}
+_CONSTANTS = {key: vocab.constant(key) for key in ("L_y", "mu_y")}
 
 
-def _concavity_constants(problem, opts):
-    L_y = problem_constant(problem, opts, "L_y", "L_y", what="smoothness of f in y")
-    mu_y = problem_constant(problem, opts, "mu_y", "mu_y", what="strong concavity of f in y")
+def _concavity_constants(solver):
+    """(L_y, mu_y) by the constants policy (L_y raised to mu_y if reported below it)."""
+    L_y, mu_y = solver.constant("L_y"), solver.constant("mu_y")
     return max(L_y, mu_y), mu_y
 
 
@@ -98,7 +92,7 @@ class _MinimaxCubicNewton(CubicNewtonMixin, Solver):
     options = {**CUBIC_OPTIONS, **BACKEND_OPTION, **_CONSTANTS}
 
     def setup(self):
-        self.L_y, self.mu_y = _concavity_constants(self.problem, self.opts)
+        self.L_y, self.mu_y = _concavity_constants(self)
 
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
@@ -138,13 +132,13 @@ class LMCN(_MinimaxCubicNewton):
     name = "lmcn"
     options = {
         "stop_rule": _STOP_RULE,
-        "m": period_option("Lazy Hessian period m >= 1 (default: dx; m = 1 is MCN)."),
+        "period": vocab.period(None, "m", "default dx; period=1 is MCN"),
         "M_scale_with_m": Option.boolean(False, "Use M·m as the cubic constant (theory: M ≍ m·ρ_P)."),
     }
 
     def setup(self):
         super().setup()
-        self.setup_cubic(m=self.problem.dx if self.opts.m is None else self.opts.m, lazy=True)
+        self.setup_cubic(m=self.problem.dx if self.opts.period is None else self.opts.period, lazy=True)
 
 
 @register
@@ -157,8 +151,8 @@ class GDA(Solver):
     default_maxiter = 1000
     exact_metrics = ("phi", "grad_norm", "min_eig")
     options = {
-        "step_x": Option.real(None, "Descent step η_x (default η_y/(10κ²), κ = ℓ/μ).", low=0, allow_none=True),
-        "step_y": Option.real(None, "Ascent step η_y (default 1/ℓ).", low=0, allow_none=True),
+        "step_x": vocab.step_x(None, "η_x", "descent; default η_y/(10κ²), κ = ℓ/μ"),
+        "step_y": vocab.step_y(None, "η_y", "ascent; default 1/ℓ"),
         "ell": Option.real(None, "Smoothness ℓ of f (default: problem.constants()['ell'], else L_y).",
                            low=0, allow_none=True),
         **_CONSTANTS,
@@ -166,7 +160,7 @@ class GDA(Solver):
 
     def setup(self):
         o = self.opts
-        L_y, mu_y = _concavity_constants(self.problem, o)
+        L_y, mu_y = _concavity_constants(self)
         ell = o.ell if o.ell is not None else float(self.problem.constants().get("ell", L_y))
         self.step_y = o.step_y if o.step_y is not None else 1.0 / ell
         self.step_x = o.step_x if o.step_x is not None else self.step_y / (10 * (ell / mu_y) ** 2)

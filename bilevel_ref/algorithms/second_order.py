@@ -29,12 +29,13 @@ is :math:`O(1/\lambda)`-close to :math:`\varphi` with its gradient and Hessian
   :math:`\Delta_t \ge -\tfrac{1}{128}\sqrt{\varepsilon^3/M}` the
   Cubic-Finalsolver's step is taken and the method stops.
 
-Per-iteration oracle counts (spec §4, with ``inner_tol=None``): FSBA
+Per-iteration oracle counts of this implementation (with ``inner_tol=None``): FSBA
 ``grad_f`` K+1, ``grad_g`` 2K+2, ``hess_f`` 1, ``hess_g`` 2; LFSBA the same
 gradients and ``hess_f`` 1, ``hess_g`` 2 only when :math:`t \bmod m = 0`
 (:math:`\lceil T/m\rceil` Hessian estimates in T iterations).
 
-Stopping rules (option ``stop_rule``, spec §5): ``"step"`` — after step t when
+Stopping rules (option ``stop_rule``; the guarantees quoted for ``"step"`` follow
+from Nesterov & Polyak 2006's bounds for an exact cubic step): ``"step"`` — after step t when
 :math:`\|s_t\| \le \sqrt{\varepsilon/M}` (exact cubic steps with M ≥ the
 Hessian-Lipschitz constant then give :math:`\|\nabla L^*_\lambda(x_{t+1})\| \le \varepsilon`,
 :math:`\lambda_{\min} \ge -\tfrac32\sqrt{M\varepsilon}`); ``"estimate"`` —
@@ -61,18 +62,17 @@ regularization for fast nonconvex optimization", NeurIPS 2018 — Cubic-Subsolve
 from __future__ import annotations
 
 import math
-import numbers
-import warnings
 
 import numpy as np
 
 from .._solver import Solver, register
+from .. import options as vocab
+from ..exceptions import warn
 from ..options import Option
 from .._validation import as_vector
 from ..hypergrad.penalty import PenaltyHessianOperator, penalty_gradient, penalty_hessian, penalty_inner_solve
 from ..linalg.cubic import cubic_finalsolver, cubic_subsolver, solve_cubic
 from ..linalg.lazy import LazyCubic
-from ._common import problem_constant
 
 __all__ = ["FSBA", "LFSBA", "IFSBA", "spectral_norm_estimate", "CubicNewtonMixin", "CUBIC_OPTIONS", "BACKEND_OPTION"]
 
@@ -98,24 +98,6 @@ def spectral_norm_estimate(matvec, d, rng, iters=20):
     return norm
 
 
-def _check_period(name, value):
-    """The lazy period m: None (= dx) or an integer ≥ 1; non-integers are a ValueError."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be an integer >= 1, got {type(value).__name__} {value!r}")
-    if not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
-    return int(value)
-
-
-def period_option(doc):
-    """Option ``m`` (lazy Hessian period), shared by LFSBA and LMCN."""
-    return Option.any(None, doc, _check_period)
-
-
 #: Options of every cubic-Newton method (bilevel and minimax).
 CUBIC_OPTIONS = {
     "M": Option.real(10.0, "Cubic regularisation constant M > 0 ((M/6)‖s‖³); theory: ≍ the "
@@ -123,8 +105,7 @@ CUBIC_OPTIONS = {
     "eps": Option.real(1e-6, "Target accuracy ε of the stopping rule.", low=0),
     "sosp_delta": Option.real(None, "Curvature tolerance δ of the SOSP test (default √(M·eps)).",
                               low=0, allow_none=True),
-    "inner_steps": Option.integer(50, "AGD steps K per inner problem and outer iteration "
-                                  "(theory: Õ(√κ)).", low=0),
+    "inner_steps": vocab.inner_steps(50, "K", "AGD steps per inner problem; theory Õ(√κ)", low=0),
     "inner_tol": Option.real(None, "Stop an inner AGD early when its gradient norm is <= inner_tol "
                              "(default None: exactly inner_steps, so counts are fixed).",
                              low=0, strict=False, allow_none=True),
@@ -138,7 +119,7 @@ BACKEND_OPTION = {
 
 
 class CubicNewtonMixin:
-    """Fresh or lazy cubic-regularised Newton steps and the stopping rules of spec §5.
+    """Fresh or lazy cubic-regularised Newton steps and the ``stop_rule`` tests (module docstring).
 
     Used by FSBA, LFSBA (here) and MCN, LMCN (:mod:`.minimax`).  A subclass
     sets ``self.m`` (Hessian period), ``self.lazy`` (use
@@ -205,7 +186,7 @@ class CubicNewtonMixin:
         return res, fresh
 
     def stop_test(self, G_norm, s_norm, fresh, x_new):
-        """Stopping rule of spec §5 for iteration t (after the step has been computed).
+        """The ``stop_rule`` test for iteration t (after the step has been computed).
 
         Returns ``(stop, message, move)``: ``move`` is False when x_t itself is
         returned (``"estimate"``), True when x_{t+1} = x_t + s_t is taken.
@@ -231,14 +212,9 @@ class CubicNewtonMixin:
 # bilevel: penalty-based second-order methods
 # ---------------------------------------------------------------------------
 _PENALTY_OPTIONS = {
-    "lam": Option.real(100.0, "Penalty λ > 0 (theory: Θ(poly(κ)/ε); must be >= 2ℓ/μ when the "
-                       "problem reports 'ell' and 'mu' in constants()).", low=0),
-    "L_g": Option.real(None, "Smoothness of g in y (default: problem.constants()['L_g'], else 20 "
-                       "counted power iterations with hvp_yy_g).", low=0, allow_none=True),
-    "mu_g": Option.real(None, "Strong convexity μ of g in y (default: problem.constants()['mu_g']; "
-                        "required otherwise).", low=0, allow_none=True),
-    "L_f": Option.real(None, "Smoothness of f in y (default: problem.constants()['L_f'], else 20 "
-                       "counted power iterations with hvp_yy_f).", low=0, allow_none=True),
+    "lam": Option.real(100.0, "Penalty λ > 0 (theory: Θ(poly(κ)/ε); must be >= 2ℓ/μ_g when the "
+                       "problem reports 'ell' and 'mu_g' in constants()).", low=0),
+    **{key: vocab.constant(key) for key in ("L_g", "mu_g", "L_f")},
     "w0": Option.vector("Starting w ≈ y*(x0) (default: y0)."),
 }
 
@@ -254,25 +230,16 @@ class _PenaltySecondOrder(Solver):
     def setup(self):
         p, o = self.problem, self.opts
         known = p.constants()
-        mu = known.get("mu", known.get("mu_g"))
+        mu = known.get("mu_g")
         if "ell" in known and mu is not None and o.lam < 2 * known["ell"] / mu:
             raise ValueError(f"options['lam'] must be >= 2*ell/mu = {2 * known['ell'] / mu:.6g} for problem "
                              f"{p.name!r} (L_lambda strongly convex in y), got {o.lam!r}")
         self.w = self.y.copy() if o.w0 is None else as_vector(o.w0, "options['w0']", p.dy)
-        self.mu_g = problem_constant(p, o, "mu_g", "mu_g", what="strong convexity of g in y")
-        self.L_g = self._smoothness("L_g", known, lambda v: p.hvp_yy_g(self.x, self.y, v))
-        self.L_f = self._smoothness("L_f", known, lambda v: p.hvp_yy_f(self.x, self.y, v))
+        self.mu_g = self.constant("mu_g")
+        self.L_g = self.constant("L_g")
+        self.L_f = self.constant("L_f")
         # the penalised inner problem f + λg needs L_f + λL_g >= λμ/2 > 0 (always, as L_g >= μ)
         self.L_g = max(self.L_g, self.mu_g)
-
-    def _smoothness(self, option, known, hvp):
-        """Option, else ``known[option]`` (the problem's constants()), else 20 counted power iterations at (x0, y0)."""
-        value = self.opts.get(option)
-        if value is not None:
-            return value
-        if option in known:
-            return float(known[option])
-        return spectral_norm_estimate(hvp, self.problem.dy, self.rng)
 
     def penalty_gradient_step(self):
         """Steps 1–3: warm-started y_t, w_t and G_t = G(x_t; y_t, w_t)."""
@@ -311,7 +278,7 @@ class FSBA(_PenaltyCubicNewton):
 
     name = "fsba"
     options = {
-        "stop_rule": Option.choice("step", _STOP_RULES, "Stopping rule (spec §5): 'step' (|s_t| <= "
+        "stop_rule": Option.choice("step", _STOP_RULES, "Stopping rule: 'step' (|s_t| <= "
                                    "sqrt(eps/M)), 'estimate' (|G| <= eps, lambda_min(H) >= -delta) or "
                                    "'exact' (closed-form SOSP test)."),
         "cubic_solver": FRESH_CUBIC_SOLVER_OPTION,
@@ -329,14 +296,14 @@ class LFSBA(_PenaltyCubicNewton):
     name = "lfsba"
     options = {
         "stop_rule": FSBA.options["stop_rule"],
-        "m": period_option("Lazy Hessian period m >= 1 (default: dx, Doikov et al.'s optimal m = d; "
+        "period": vocab.period(None, "m", "default dx, Doikov et al.'s optimal m = d; "
                            "m = 1 is FSBA)."),
         "M_scale_with_m": Option.boolean(False, "Use M·m as the cubic constant (theory: M ∝ m·L_H)."),
     }
 
     def setup(self):
         super().setup()
-        self.setup_cubic(m=self.problem.dx if self.opts.m is None else self.opts.m, lazy=True)
+        self.setup_cubic(m=self.problem.dx if self.opts.period is None else self.opts.period, lazy=True)
 
 
 @register
@@ -357,12 +324,10 @@ class IFSBA(CubicNewtonMixin, _PenaltySecondOrder):
                                       "⌈L/√(Mε)⌉·⌈log(dx/δ')⌉, capped at 10⁴).", low=0, allow_none=True),
         "delta_prob": Option.real(0.01, "Failure probability δ' entering K.", low=0, high=0.999999),
         "final_maxiter": Option.integer(10_000, "Cap on Cubic-Finalsolver steps.", low=0),
-        "hvp_inner_solver": Option.choice("cg", ("cg", "agd"), "Inner solver of D z = b in each H·v."),
-        "hvp_inner_steps": Option.integer(20, "Inner iterations K' per solve in each H·v (theory Õ(√κ)).",
-                                          low=0),
-        "hvp_inner_tol": Option.real(1e-10, "Relative residual tolerance of the inner CG.", low=0,
-                                     strict=False),
-        "hvp_warm_start": Option.boolean(True, "Warm-start each H·v's inner solves from the previous "
+        "linsys_solver": Option.choice("cg", ("cg", "agd"), "Inner solver of D z = b in each H·v."),
+        "linsys_steps": vocab.linsys_steps(20, "K'", "per solve in each H·v; theory Õ(√κ)"),
+        "linsys_rtol": vocab.linsys_rtol(1e-10, None, "CG only"),
+        "linsys_warm_start": Option.boolean(True, "Warm-start each H·v's inner solves from the previous "
                                          "product's (same outer iteration)."),
     }
 
@@ -376,14 +341,14 @@ class IFSBA(CubicNewtonMixin, _PenaltySecondOrder):
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
         G = self.penalty_gradient_step()
-        C = PenaltyHessianOperator(p, x, self.y, self.w, o.lam, steps=o.hvp_inner_steps, tol=o.hvp_inner_tol,
-                                   solver=o.hvp_inner_solver, warm_start=o.hvp_warm_start,
+        C = PenaltyHessianOperator(p, x, self.y, self.w, o.lam, steps=o.linsys_steps, tol=o.linsys_rtol,
+                                   solver=o.linsys_solver, warm_start=o.linsys_warm_start,
                                    constants=(self.L_f, self.L_g, self.mu_g))
         if self.L is None:
             self.L = spectral_norm_estimate(C, p.dx, self.rng)
             if o.eps > self.L**2 / o.M:
-                warnings.warn(f"IFSBA assumes eps <= L^2/M = {self.L**2 / o.M:.3e}; with eps = {o.eps:.3e} the "
-                              "curvature condition holds trivially and a gradient method suffices", stacklevel=2)
+                warn(f"IFSBA assumes eps <= L^2/M = {self.L**2 / o.M:.3e}; with eps = {o.eps:.3e} the "
+                     "curvature condition holds trivially and a gradient method suffices")
         sub = cubic_subsolver(G, C, o.M, self.L, o.eps, self.rng, c_prime=o.c_prime, n_steps=o.cubic_steps,
                               delta=o.delta_prob)
         info = {"grad_est": float(np.linalg.norm(G)), "model_decrease": sub.delta_m}

@@ -14,13 +14,14 @@ iteration at :math:`(x_t, y_t, z_t)` is
 with :math:`H = \nabla^2_{yy} g`, :math:`J = \nabla^2_{xy} g` (all three from one
 :meth:`fused_g` call), all updates simultaneous.
 
-* **SOBA**: :math:`\bar h_t = h_t`; :math:`\rho_t = c/\sqrt{t+1}`,
-  :math:`\gamma_t = (c/r)/\sqrt{t+1}` (benchopt; ``c = step_size``,
-  ``r = outer_ratio``). Per iteration: ``grad_g`` 1, ``hvp_yy_g`` 1, ``cross_g`` 1,
-  ``grad_f`` 1.
+* **SOBA**: :math:`\bar h_t = h_t`; steps ``step_y`` (ρ on y), ``step_v`` (ρ on
+  z) and ``step_x`` (γ), constant or, with ``schedule="sqrt"``, divided by
+  :math:`\sqrt{t+1}` (benchopt's form). Per iteration: ``grad_g`` 1,
+  ``hvp_yy_g`` 1, ``cross_g`` 1, ``grad_f`` 1.
 * **MA-SOBA**: the same y, z steps and a moving average of the hypergradient
   estimate, :math:`\bar h_t = \theta h_t + (1-\theta)\bar h_{t-1}`,
-  :math:`\bar h_0 = h_0` (θ is the weight on the new estimate).
+  :math:`\bar h_0 = h_0`, where θ is the paper's weight on the new estimate and
+  ``momentum`` = 1 − θ (momentum 0: SOBA).
 * **SABA**: SOBA with SAGA estimators of the five quantities
   :math:`\nabla_y G, Hz, Jz, \nabla_y F, \nabla_x F`. The samples are cut into
   fixed contiguous minibatches (benchopt's sampler); per minibatch id a memory
@@ -36,7 +37,12 @@ with :math:`H = \nabla^2_{yy} g`, :math:`J = \nabla^2_{xy} g` (all three from on
 
 The same :class:`SingleLoop` engine runs SO-Lazy-BiO
 (:mod:`bilevel_ref.algorithms.lazy`), which refreshes :math:`H z` (and
-optionally :math:`J z`) only every N iterations; SOBA is its N = 1 case.
+optionally :math:`J z`) only every N = ``period`` iterations; SOBA is its
+N = 1 case, with the same options.
+
+Defaults shared by the family: ``step_y = step_v = 1/L_g`` (resolved by the
+constants policy: option, ``problem.constants()``, else a counted estimate),
+``step_x = 0.01``, ``schedule="constant"``.
 
 Deterministic mode (``batch_size=None``): every oracle on the full objective.
 
@@ -56,53 +62,54 @@ import math
 import numpy as np
 
 from .._solver import register
+from .. import options as vocab
 from ..options import Option
 from ._common import MinibatchSolver
 
-__all__ = ["SingleLoop", "SOBA", "SABA", "MASOBA", "schedule_option"]
+__all__ = ["SingleLoop", "SOBA", "SABA", "MASOBA"]
 
-_SOBA_STEP_OPTIONS = {
-    "step_size": Option.real(0.1, "Base step c of y and z (ρ_0 = c).", low=0),
-    "outer_ratio": Option.real(1.0, "Ratio r: the x step is γ_0 = c/r.", low=0),
-    "step_y": Option.real(None, "Base y step ρ_0 (default: step_size).", low=0, allow_none=True),
-    "step_z": Option.real(None, "Base z step (default: step_size).", low=0, allow_none=True),
-    "step_x": Option.real(None, "Base x step γ_0 (default: step_size / outer_ratio).", low=0,
-                          allow_none=True),
+#: Options of every method on the single-loop engine (SOBA, SABA, MA-SOBA, SO-Lazy-BiO).
+SINGLE_LOOP_OPTIONS = {
+    "step_y": vocab.step_y(None, "ρ", "default 1/L_g"),
+    "step_v": vocab.step_v(None, "ρ on z = −v", "default 1/L_g"),
+    "step_x": vocab.step_x(0.01, "γ"),
+    "schedule": vocab.schedule("constant"),
+    "momentum": vocab.momentum(0.0, "1 − θ of MA-SOBA", "h̄ ← (1 − momentum)·h + momentum·h̄"),
+    "L_g": vocab.constant("L_g"),
 }
-
-
-def schedule_option(default):
-    return Option.choice(default, ("sqrt", "constant"),
-                         "Step schedule: 'sqrt' multiplies every step by 1/sqrt(t+1) "
-                         "(benchopt form c/(t+1)^(1/2)); 'constant' keeps them fixed.")
 
 
 class SingleLoop(MinibatchSolver):
     """Engine of the SOBA family: one code path for SOBA, MA-SOBA, SABA and SO-Lazy-BiO.
 
     Subclasses call :meth:`configure` in ``setup``.  The iteration follows
-    SO-Lazy-BiO's refresh form (spec nbo_lazy §6), of which SOBA is ``N = 1``:
+    SO-Lazy-BiO's refresh form, of which SOBA is ``N = 1``:
 
     1. at refresh (``t mod N == 0``): ``z ← z − ρ_z (H z + ∇_y F)`` and
        ``Jz ← J z`` (old z, as SOBA; new z when ``jvp_after_update``);
        otherwise ``Jz ← J z`` in mode ``"hvp"``, cached ``Jz`` in mode ``"hvp+jvp"``;
-    2. ``h = ∇_x F + Jz``; ``h̄ = h`` or ``μ h + (1 − μ) h̄`` (momentum);
+    2. ``h = ∇_x F + Jz``; ``h̄ = h`` or ``(1 − momentum) h + momentum h̄``;
     3. ``y ← y − ρ_y ∇_y G``;  ``x ← x − γ h̄``.
     """
 
     requires = ("grad_f", "grad_g", "hvp_yy_g", "cross_g")
     default_maxiter = 1000
     default_gtol = 0.0
+    options = dict(SINGLE_LOOP_OPTIONS)
+    renamed = {"step_size": "step_y and step_v (base step c)",
+               "outer_ratio": "step_x (= c / outer_ratio)", "beta": "step_y"}
 
-    def configure(self, *, step_y, step_z, step_x, schedule, N=1, mode="hvp+jvp", momentum=False,
-                  mu=1.0, jvp_after_update=False, batch_size=None, refresh_batch_size=None):
-        """Set the engine's parameters (validated options only; no checks here)."""
-        self.step_y, self.step_z, self.step_x = step_y, step_z, step_x
-        self.decay = 0.5 if schedule == "sqrt" else 0.0
-        self.N, self.mode, self.momentum, self.mu = N, mode, momentum, mu
+    def configure(self, *, period=1, mode="hvp+jvp", jvp_after_update=False, refresh_batch_size=None):
+        """Set the engine's parameters from the validated options (no checks here)."""
+        o = self.opts
+        self.step_y = o.step_y if o.step_y is not None else 1.0 / self.constant("L_g")
+        self.step_z = o.step_v if o.step_v is not None else 1.0 / self.constant("L_g")
+        self.step_x = o.step_x
+        self.decay = 0.5 if o.schedule == "sqrt" else 0.0
+        self.N, self.mode, self.momentum = period, mode, o.momentum
         self.jvp_after_update = jvp_after_update
-        self.batch_size = batch_size
-        self.refresh_batch_size = batch_size if refresh_batch_size is None else refresh_batch_size
+        self.batch_size = o.batch_size
+        self.refresh_batch_size = o.batch_size if refresh_batch_size is None else refresh_batch_size
         self.z = np.zeros_like(self.y)
         self.jz = None
         self.h_bar = None
@@ -145,51 +152,38 @@ class SingleLoop(MinibatchSolver):
         if jz is not None:
             self.jz = jz
         h = gx_f + self.jz
-        self.h_bar = h if (self.h_bar is None or not self.momentum) else self.mu * h + (1.0 - self.mu) * self.h_bar
+        if self.h_bar is None or self.momentum == 0.0:
+            self.h_bar = h
+        else:
+            self.h_bar = (1.0 - self.momentum) * h + self.momentum * self.h_bar
         self.y = y - (scale * self.step_y) * gy_g
         self.x = x - (scale * self.step_x) * self.h_bar
         # sqrt of the dot product: what np.linalg.norm computes for a 1-D array, without its overhead
         return {"grad_est": math.sqrt(float(self.h_bar @ self.h_bar))}
 
 
-class _SOBASteps(SingleLoop):
-    """Step options of SOBA, SABA and MA-SOBA (c, outer_ratio, overrides)."""
-
-    options = dict(_SOBA_STEP_OPTIONS)
-
-    def soba_steps(self):
-        o = self.opts
-        return {"step_y": o.step_size if o.step_y is None else o.step_y,
-                "step_z": o.step_size if o.step_z is None else o.step_z,
-                "step_x": o.step_size / o.outer_ratio if o.step_x is None else o.step_x,
-                "schedule": o.schedule}
-
-
 @register
-class SOBA(_SOBASteps):
+class SOBA(SingleLoop):
     """SOBA: simultaneous SGD steps on y, on the linear-system variable z and on x."""
 
     name = "soba"
-    options = {"schedule": schedule_option("sqrt")}
 
     def setup(self):
-        self.configure(**self.soba_steps(), batch_size=self.opts.batch_size)
+        self.configure()
 
 
 @register
-class MASOBA(_SOBASteps):
+class MASOBA(SingleLoop):
     """MA-SOBA: SOBA with a moving average of the hypergradient estimate."""
 
     name = "ma_soba"
     aliases = ("masoba",)
     options = {
-        "schedule": schedule_option("constant"),
-        "theta": Option.real(0.8, "Weight θ of the new estimate in the moving average.", low=0, high=1),
+        "momentum": vocab.momentum(0.2, "1 − θ, θ = 0.8", "h̄ ← (1 − momentum)·h + momentum·h̄"),
     }
 
     def setup(self):
-        self.configure(**self.soba_steps(), momentum=True, mu=self.opts.theta,
-                       batch_size=self.opts.batch_size)
+        self.configure()
 
 
 class _SagaMemory:
@@ -218,12 +212,11 @@ def _contiguous_batches(n, size):
 
 
 @register
-class SABA(_SOBASteps):
+class SABA(SingleLoop):
     """SABA: SOBA with SAGA variance reduction of its five oracle quantities."""
 
     name = "saba"
     options = {
-        "schedule": schedule_option("constant"),
         "memory_init": Option.choice("zero", ("zero", "full"),
                                      "SAGA memory start: zeros, or every minibatch evaluated at the "
                                      "starting point (counted calls)."),
@@ -231,7 +224,7 @@ class SABA(_SOBASteps):
 
     def setup(self):
         o, p = self.opts, self.problem
-        self.configure(**self.soba_steps(), batch_size=o.batch_size)
+        self.configure()
         size = o.batch_size if o.batch_size is not None else 1
         n_in = p.n_lower if o.batch_size is not None else None
         n_out = p.n_upper if o.batch_size is not None else None

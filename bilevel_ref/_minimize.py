@@ -15,8 +15,9 @@ import warnings
 
 import numpy as np
 
-from ._solver import get_method
+from ._solver import Solver, get_method
 from ._validation import as_vector
+from .exceptions import NonFiniteError
 from .oracles import BudgetExhausted, OracleCounter
 from .problems.base import BilevelProblem, MinimaxProblem
 from .result import BilevelResult, History, Status
@@ -121,7 +122,15 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
     rng = np.random.default_rng(int(seed))
     counter = OracleCounter(problem, opts.budget)
     counter.constants()  # a misspelt or invalid key is an error before any work
-    solver = cls(counter, x0, y0, rng, opts)
+    setup_stop = None
+    try:
+        solver = cls(counter, x0, y0, rng, opts)
+    except (BudgetExhausted, NonFiniteError) as exc:
+        # setup may call oracles (counted constant estimates): stop cleanly at x0
+        solver = Solver.__new__(cls)
+        solver.x, solver.y, solver.min_eig, solver.constants_used = x0, y0, None, {}
+        budget = isinstance(exc, BudgetExhausted)
+        setup_stop = (Status.BUDGET if budget else Status.NONFINITE, f"during setup: {exc}")
     exact_names = cls.exact_metrics if opts.record_exact else ()
     history = History()
     history.record(0, 0.0, counter.snapshot(), _exact_metrics(problem, solver.x, exact_names))
@@ -133,10 +142,12 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
         bar = tqdm(total=opts.maxiter, desc=cls.name, file=sys.stderr, leave=False)
 
     status, message, info, nit, elapsed = Status.MAXITER, Status.MAXITER.message, {}, 0, 0.0
+    if setup_stop is not None:
+        status, message = setup_stop
     # Divergence is detected below (non-finite iterates), so numpy's overflow
     # warnings on the way there are noise.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for k in range(opts.maxiter):
+        for k in range(0 if setup_stop else opts.maxiter):
             x_prev, y_prev = solver.x.copy(), solver.y.copy()
             t0 = time.perf_counter()
             try:
@@ -144,6 +155,12 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
             except BudgetExhausted as exc:
                 solver.x, solver.y = x_prev, y_prev
                 status, message = Status.BUDGET, str(exc)
+                break
+            except NonFiniteError as exc:
+                solver.x, solver.y = x_prev, y_prev
+                status = Status.NONFINITE
+                message = (f"non-finite values at iteration {k + 1} ({exc}): an oracle returned NaN or "
+                           "inf, or the run diverged; x and y are the last finite iterates")
                 break
             except np.linalg.LinAlgError as exc:
                 solver.x, solver.y = x_prev, y_prev

@@ -14,6 +14,8 @@ import numbers
 
 import numpy as np
 
+from .exceptions import NonFiniteError
+
 __all__ = [
     "as_vector",
     "as_matrix",
@@ -67,7 +69,7 @@ def as_vector(value, name, size=None, *, dtype=np.float64, finite=True, copy=Tru
         raise ValueError(f"{name} must have shape ({size},), got {arr.shape}")
     out = np.array(arr, dtype=dtype, copy=True) if copy else np.asarray(arr, dtype=dtype)
     if finite and not np.all(np.isfinite(out)):
-        raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
+        raise NonFiniteError(f"{name} must contain only finite values (no NaN or inf)")
     return out
 
 
@@ -82,7 +84,7 @@ def as_matrix(value, name, shape=None, *, finite=True):
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     out = np.array(arr, dtype=np.float64, copy=True)
     if finite and not np.all(np.isfinite(out)):
-        raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
+        raise NonFiniteError(f"{name} must contain only finite values (no NaN or inf)")
     return out
 
 
@@ -102,7 +104,7 @@ def as_symmetric(value, name, *, rtol=1e-12, copy=True):
     arr = np.asarray(arr, dtype=np.float64)
     if not copy and not math.isfinite(float(np.sum(arr))):
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
+            raise NonFiniteError(f"{name} must contain only finite values (no NaN or inf)")
     if arr.size:
         scale = max(1.0, float(np.max(np.abs(arr))))
         d, block = arr.shape[0], 256

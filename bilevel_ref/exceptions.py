@@ -16,13 +16,22 @@ import os
 import sys
 import warnings
 
-__all__ = ["OptionError", "BilevelRefWarning", "warn"]
+__all__ = ["OptionError", "NonFiniteError", "BilevelRefWarning", "warn"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class OptionError(ValueError, TypeError):
     """An unknown, misspelt or renamed option (the message names it and the fix)."""
+
+
+class NonFiniteError(ValueError):
+    """An array that must be finite holds NaN or inf.
+
+    Inside :func:`bilevel_ref.minimize` it ends the run with status
+    ``NONFINITE`` (the last finite iterates are returned); elsewhere it is a
+    :class:`ValueError` naming the argument.
+    """
 
 
 class BilevelRefWarning(UserWarning):

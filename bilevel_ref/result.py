@@ -76,7 +76,24 @@ class BilevelResult(OptimizeResult):
     message : str
     method, options, seed
         What was run (options after validation, with defaults filled in).
+    constants, constant_sources : dict
+        Problem constants the method used and where each came from
+        (``"option"``, ``"problem"`` or ``"estimate"``; see :mod:`bilevel_ref.constants`).
     """
+
+    def __repr__(self):
+        return OptimizeResult.__repr__(_printable(self))
+
+
+class _EmptyDict:
+    def __repr__(self):
+        return "{}"
+
+
+def _printable(d):
+    """``d`` with empty nested dicts replaced (scipy's formatter cannot print them)."""
+    return OptimizeResult({k: (_EmptyDict() if not v else _printable(v)) if isinstance(v, dict) else v
+                           for k, v in d.items()})
 
 
 class History:

@@ -21,8 +21,9 @@ For :math:`\lambda \ge 2\ell/\mu`, :math:`L_\lambda(x,\cdot)` is
 exact (:math:`= \nabla L^*_\lambda(x)`) at :math:`y = y^*_\lambda(x)`, :math:`w = y^*(x)`.
 Cost: 1 ``grad_f``, 2 ``grad_g``.
 
-**Hessian** (second_order spec §2.2; exact differentiation of the two
-value functions, a Schur complement of each joint Hessian at its inner
+**Hessian** (the estimate H of FSBA, Yang, Liu, Chen & Lui 2026, written
+:math:`C(x_t; y_t, w_t)` in their App. E for IFSBA; the formula is obtained
+here by exact differentiation of the two value functions, a Schur complement of each joint Hessian at its inner
 minimiser).  With :math:`h = f + \lambda g`, :math:`A = \nabla^2_{xx}`,
 :math:`B = \nabla^2_{xy}` (:math:`d_x\times d_y`), :math:`D = \nabla^2_{yy}`:
 
@@ -34,7 +35,8 @@ minimiser).  With :math:`h = f + \lambda g`, :math:`A = \nabla^2_{xx}`,
 and :math:`H(x; y^*_\lambda(x), y^*(x)) = \nabla^2 L^*_\lambda(x)` exactly.
 :func:`penalty_hessian` forms it densely (two Cholesky factorisations, 1
 ``hess_f`` + 2 ``hess_g``); :class:`PenaltyHessianOperator` applies it to a
-vector with matrix-free oracles and two inner linear solves (spec §2.3):
+vector with matrix-free oracles and two inner linear solves (the Hessian-vector
+form IFSBA needs, Yang et al. 2026, Alg. 3):
 
 .. math::
 
@@ -47,7 +49,7 @@ cancel to :math:`O(1)`; the error of H grows like
 be solved tightly.
 
 :func:`penalty_inner_solve` runs the two warm-started AGD loops of FSBA
-(spec §3): on :math:`f + \lambda g` (smoothness :math:`L_f + \lambda L_g`,
+(Yang et al. 2026, Alg. 1 is the AGD): on :math:`f + \lambda g` (smoothness :math:`L_f + \lambda L_g`,
 strong convexity :math:`\lambda\mu/2`) and on :math:`g`.
 
 References
@@ -64,6 +66,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
+from ..exceptions import NonFiniteError
 from .._validation import check_choice, check_int, check_nonnegative, check_positive
 from ..linalg.agd import agd
 from ..linalg.cg import cg
@@ -110,8 +113,10 @@ def cholesky_quadratic_form(B, D, what="D"):
     semidefinite by construction.  Raises :class:`numpy.linalg.LinAlgError`
     naming ``what`` when D is not positive definite.
     """
+    if not (np.isfinite(D).all() and np.isfinite(B).all()):
+        raise NonFiniteError(f"{what} or its cross block holds NaN or inf")
     try:
-        L = sla.cholesky(D, lower=True)
+        L = sla.cholesky(D, lower=True, check_finite=False)
     except np.linalg.LinAlgError:
         raise np.linalg.LinAlgError(f"{what} is not positive definite") from None
     W = sla.solve_triangular(L, B.T, lower=True)
@@ -120,7 +125,7 @@ def cholesky_quadratic_form(B, D, what="D"):
 
 
 def penalty_hessian(problem, x, y, w, lam, batch_f=None, batch_g=None):
-    """Dense Hessian estimate H(x; y, w) of L*_λ (spec §2.2).
+    """Dense Hessian estimate H(x; y, w) of L*_λ (FSBA, Yang et al. 2026).
 
     Parameters
     ----------
@@ -167,7 +172,7 @@ def penalty_hessian(problem, x, y, w, lam, batch_f=None, batch_g=None):
 
 
 class PenaltyHessianOperator:
-    """Matrix-free v ↦ H(x; y, w) v of the penalty Hessian estimate (spec §2.3).
+    """Matrix-free v ↦ H(x; y, w) v of the penalty Hessian estimate (IFSBA's C(x; y, w), Yang et al. 2026, App. E).
 
     Each call costs, at (x, y): one each of ``hvp_xx_f``, ``hvp_xx_g``,
     ``cross_t_f``, ``cross_t_g``, ``cross_f``, ``cross_g`` plus one

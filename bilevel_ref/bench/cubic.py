@@ -1,6 +1,6 @@
 """``bilevel-ref bench cubic``: cubic-subproblem solvers against each other and GALAHAD.
 
-For each d (spec cubic.md §9 problem: ``rng = default_rng(12345 + d)``,
+For each d (timing problem: ``rng = default_rng(12345 + d)``,
 H = (A + Aᵀ)/√(2d) with A ~ N(0, 1), g ~ N(0, 1)/√d, M = 1 — a near-pole
 stress case) one run times, median over ``--repeat``:
 
@@ -40,7 +40,7 @@ M = 1.0
 
 
 def make_problem(d):
-    """The spec §9 timing problem (H, g) for dimension d."""
+    """The timing problem (H, g) for dimension d (see the module docstring)."""
     rng = np.random.default_rng(12345 + d)
     A = rng.standard_normal((d, d))
     H = (A + A.T) / np.sqrt(2 * d)
@@ -65,8 +65,9 @@ def _galahad():
 def run_glrt(glrt, H, g, M, rtol=None):
     """GLRT by reverse communication; returns (λ, model value, H·v count).
 
-    Never reads GLRT's Python ``x`` (spec §8 pitfall 2): λ and the model value
-    come from ``glrt.information()``.
+    Never reads GLRT's Python ``x``: the wrapper returns an uninitialised x on
+    every reverse-communication call, so λ and the model value come from
+    ``glrt.information()``.
     """
     n = g.shape[0]
     options = glrt.initialize()
@@ -284,8 +285,8 @@ def main(argv=None):
             line += [f"{r['t_glrt']:.3g} ({r['mv_glrt']})", f"{r['t_rqs']:.3g} ({r['fact_rqs']})"]
         table.append(line)
     threads = "default" if args.threads is None else args.threads
-    print(f"Cubic subproblem, M = {M}, median of {args.repeat} (spec §9 problem; Lanczos/GLRT rtol "
-          f"{args.rtol:g}; BLAS threads {threads})")
+    print(f"Cubic subproblem, M = {M}, median of {args.repeat} (H = (A + A^T)/sqrt(2d), seed 12345 + d; "
+          f"Lanczos/GLRT rtol {args.rtol:g}; BLAS threads {threads})")
     print(format_table(headers, table))
     print()
     err_headers = ["d", "λ*+λ_1", "lanczos", "no-probe", "lazy"] + (["GLRT", "RQS"] if galahad else [])

@@ -6,6 +6,7 @@ quadratic minimax), :mod:`.minimax` (NC-SC double well), :mod:`.finite_sum`
 complexity checks).  Data: :mod:`.hyper_cleaning`, :mod:`.regularization`,
 :mod:`.meta`, with :mod:`.datasets`.  Named instances: :mod:`.catalog`.
 """
+from ..constants import CONSTANT_KEYS
 from .base import EXACT_ORACLES, ORACLE_KINDS, BilevelProblem, MinimaxProblem
 from .finite_sum import FiniteSumQuadratic, finite_sum_quadratic
 from .hyper_cleaning import HyperCleaning, hyper_cleaning_from_dataset, make_hyper_cleaning
@@ -29,6 +30,7 @@ from .regularization import (
 )
 
 __all__ = [
+    "CONSTANT_KEYS",
     "BilevelProblem", "MinimaxProblem", "ORACLE_KINDS", "EXACT_ORACLES",
     "QuadraticBilevel", "QuarticQuadraticBilevel", "QuadraticMinimax",
     "make_quadratic", "quadratic_bilevel", "make_quartic_quadratic", "make_quadratic_minimax",

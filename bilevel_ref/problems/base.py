@@ -115,7 +115,13 @@ class _ProblemBase:
         )
 
     def constants(self):
-        """Known bounds such as ``{"mu_g": ..., "L_g": ..., "L_f": ...}`` (may be empty)."""
+        """Known bounds such as ``{"mu_g": ..., "L_g": ..., "L_f": ...}`` (may be empty).
+
+        Keys must come from :data:`~bilevel_ref.constants.CONSTANT_KEYS`; values
+        are finite positive numbers.  A method that needs a constant the problem
+        does not report estimates it with counted oracle calls (see
+        :mod:`bilevel_ref.constants`).
+        """
         return {}
 
     # -- sampling ----------------------------------------------------------

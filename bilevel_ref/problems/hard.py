@@ -2,12 +2,14 @@ r"""Worst-case instances: functions on which the GD and cubic-Newton bounds are 
 
 Complexity bounds are upper bounds; to see that a method's measured exponent
 *equals* the theory's (and not only that it respects it) the method must be run
-on an instance where the bound is sharp.  This module builds them (spec
-``complexity.md`` §5) and lifts them to bilevel and minimax problems so that
+on an instance where the bound is sharp.  This module builds them (the data
+choices are this library's, after the papers below) and lifts them to bilevel
+and minimax problems so that
 bilevel methods see exactly the same landscape.
 
-**Prescribed-iterate construction** (§5.1–5.2, after Cartis, Gould and Toint
-2010).  Choose slopes :math:`g_k < 0` and steps :math:`s_k > 0` so that the
+**Prescribed-iterate construction** (after Cartis, Gould and Toint 2010, who
+show in this way that the ε^{-2} bound of steepest descent and the ε^{-3/2}
+bound of cubic regularisation are sharp).  Choose slopes :math:`g_k < 0` and steps :math:`s_k > 0` so that the
 method, started at :math:`x_0 = 0`, visits :math:`x_{k+1} = x_k + s_k`; then
 interpolate.  On :math:`[x_k, x_{k+1}]`, with :math:`t = (x - x_k)/s_k`,
 
@@ -24,21 +26,21 @@ Newton-type model at :math:`x_k` is :math:`g_k s + (M/6)|s|^3`, minimised by
 Per piece :math:`\max|f''| = 1.5\,|g_{k+1} - g_k|/s_k` and
 :math:`\max|f'''| = 6\,|g_{k+1} - g_k|/s_k^2`.
 
-* cubic Newton (§5.1): :math:`g_k = -(k + k_0)^{-(2/3 + \eta)}`, first
+* cubic Newton: :math:`g_k = -(k + k_0)^{-(2/3 + \eta)}`, first
   :math:`|f'| \le \varepsilon` at :math:`k = \lceil\varepsilon^{-3/(2+3\eta)}\rceil - k_0`;
-* gradient descent (§5.2): :math:`g_k = -(k + k_0)^{-(1/2 + \eta)}`, first
+* gradient descent: :math:`g_k = -(k + k_0)^{-(1/2 + \eta)}`, first
   :math:`|f'| \le \varepsilon` at :math:`k = \lceil\varepsilon^{-2/(1+2\eta)}\rceil - k_0`.
 
-**ε-dependent ramp** (§5.5): slope :math:`-a = -2\varepsilon` on :math:`[0, X]`,
+**ε-dependent ramp** (this library's construction): slope :math:`-a = -2\varepsilon` on :math:`[0, X]`,
 smooth S-shaped rise and fall of width b, same Hermite pieces with nodes
 :math:`(-b, 0, X, X + b)` and slopes :math:`(0, -a, -a, 0)`; :math:`f(0) - \inf f = \Delta`
 fixed, so :math:`N_{GD} = \Delta L/(4\varepsilon^2) + O(1)` and
 :math:`N_{CN} = \Delta\sqrt{M}/(4\varepsilon^{3/2}) + O(1)` exactly.
 
-**Carmon–Duchi–Hinder–Sidford chain** (§5.3): :class:`CDHSChain`, the zero-chain
+**Carmon–Duchi–Hinder–Sidford chain**: :class:`CDHSChain`, the zero-chain
 :math:`\bar f_T` of "Lower bounds for finding stationary points I/II".
 
-**Lifts** (§5.4).  With :math:`h(x) = h_1(x_1) + \tfrac12\|x_{2:}\|^2`:
+**Lifts** (this library's construction).  With :math:`h(x) = h_1(x_1) + \tfrac12\|x_{2:}\|^2`:
 
 * bilevel, shift coupling (:class:`ShiftLiftedBilevel`): :math:`e = y - Kx`,
   :math:`g = \tfrac12 e^\top A e`, :math:`f = h(x) + a^\top e + \sum_i \log\cosh e_i`,
@@ -187,7 +189,8 @@ def _check_eta_k0(eta, k0):
 
 
 def cgt_hitting_time(eps, order, eta=0.01, k0=2):
-    r"""Iterations until :math:`|f'(x_k)| \le \varepsilon` on the §5.1/5.2 instance.
+    r"""Iterations until :math:`|f'(x_k)| \le \varepsilon` on the instance of
+    :func:`cgt_cubic_function` / :func:`cgt_gd_function`.
 
     ``order="cubic"``: :math:`\max(0, \lceil\varepsilon^{-3/(2+3\eta)}\rceil - k_0)`;
     ``order="gd"``: :math:`\max(0, \lceil\varepsilon^{-2/(1+2\eta)}\rceil - k_0)`.
@@ -209,7 +212,7 @@ def _n_nodes(order, eta, k0, eps_min, n_nodes):
 
 
 def cgt_cubic_function(M=1.0, eta=0.01, k0=2, *, eps_min=1e-4, n_nodes=None):
-    r"""Cartis–Gould–Toint-type hard function for cubic regularisation (spec §5.1).
+    r"""Cartis–Gould–Toint-type hard function for cubic regularisation (after Cartis, Gould & Toint 2010).
 
     :math:`g_k = -(k + k_0)^{-(2/3+\eta)}`, :math:`s_k = \sqrt{2|g_k|/M}`; cubic
     Newton with constant M from :math:`x_0 = 0` visits the nodes.  The Hessian
@@ -238,7 +241,7 @@ def cgt_cubic_function(M=1.0, eta=0.01, k0=2, *, eps_min=1e-4, n_nodes=None):
 
 
 def cgt_gd_function(L=1.0, eta=0.01, k0=2, *, eps_min=1e-3, n_nodes=None):
-    r"""Cartis–Gould–Toint-type hard function for gradient descent (spec §5.2).
+    r"""Cartis–Gould–Toint-type hard function for gradient descent (after Cartis, Gould & Toint 2010).
 
     :math:`g_k = -(k + k_0)^{-(1/2+\eta)}`, :math:`s_k = |g_k|/L`; GD with step
     1/L from :math:`x_0 = 0` visits the nodes.  True gradient-Lipschitz constant
@@ -256,7 +259,7 @@ def cgt_gd_function(L=1.0, eta=0.01, k0=2, *, eps_min=1e-3, n_nodes=None):
 
 
 def ramp_function(eps, order="gd", *, L=1.0, M=1.0, delta=1.0):
-    r"""ε-dependent ramp (spec §5.5): slope −2ε on [0, X], f(0) − inf f = Δ.
+    r"""ε-dependent ramp (this library's construction): slope −2ε on [0, X], f(0) − inf f = Δ.
 
     ``order="gd"``: transition width :math:`b = 1.5a/L` (gradient-Lipschitz
     constant exactly L); ``order="cubic"``: :math:`b = \sqrt{6a/M}` (Hessian-
@@ -287,7 +290,7 @@ def ramp_hitting_time_estimate(eps, order="gd", *, L=1.0, M=1.0, delta=1.0):
 # Carmon–Duchi–Hinder–Sidford zero-chain
 # ---------------------------------------------------------------------------
 class CDHSChain:
-    r"""The hard function :math:`\bar f_T` of Carmon–Duchi–Hinder–Sidford (spec §5.3).
+    r"""The hard function :math:`\bar f_T` of Carmon, Duchi, Hinder & Sidford 2020 ("Lower bounds I").
 
     .. math::
 
@@ -413,7 +416,7 @@ class SeparableUpper:
 
 
 class ShiftLiftedBilevel(BilevelProblem):
-    r"""Bilevel lift with shift coupling (spec §5.4): φ = h exactly.
+    r"""Bilevel lift with shift coupling (this library's construction): φ = h exactly.
 
     .. math::
 
@@ -513,7 +516,7 @@ class ShiftLiftedBilevel(BilevelProblem):
         return self.K @ np.asarray(x, dtype=float) + e
 
     def grad_penalty(self, x, lam):
-        """∇L*_λ(x) = ∇h(x): the penalty surrogate is h + const(λ) (spec §5.4)."""
+        """∇L*_λ(x) = ∇h(x): the penalty surrogate is h + const(λ)."""
         return self.upper.grad(np.asarray(x, dtype=float))
 
     def hess_penalty(self, x, lam):
@@ -522,7 +525,7 @@ class ShiftLiftedBilevel(BilevelProblem):
 
 
 class LiftedMinimax(MinimaxProblem):
-    r"""Minimax lift (spec §5.4): :math:`f(x, y) = h(x) - (\mu/2)\|y\|^2`, so :math:`P = h`."""
+    r"""Minimax lift: :math:`f(x, y) = h(x) - (\mu/2)\|y\|^2`, so :math:`P = h`."""
 
     name = "lifted-minimax"
 
@@ -575,7 +578,7 @@ def _hard_constants(h1, c, order, param):
 
 
 def lift_bilevel(h1, dx=2, dy=3, *, kappa=10.0, seed=0, order="gd", param=1.0, c=1.0, name=None):
-    """Shift-coupled bilevel problem with φ(x) = h1(x_1) + (c/2)‖x_{2:}‖² (spec §5.4).
+    """Shift-coupled bilevel problem with φ(x) = h1(x_1) + (c/2)‖x_{2:}‖² (:class:`ShiftLiftedBilevel`).
 
     spec(A) = geomspace(1/κ, 1), K and a standard normal from ``default_rng(seed)``.
     ``order``/``param`` (the construction's L for "gd", M for "cubic") fill
@@ -607,7 +610,7 @@ def lift_bilevel(h1, dx=2, dy=3, *, kappa=10.0, seed=0, order="gd", param=1.0, c
 
 
 def lift_minimax(h1, dx=2, dy=3, *, mu=1.0, order="gd", param=1.0, c=1.0, name=None):
-    """Minimax problem with P(x) = h1(x_1) + (c/2)‖x_{2:}‖² (spec §5.4, B = 0)."""
+    """Minimax problem with P(x) = h1(x_1) + (c/2)‖x_{2:}‖² (:class:`LiftedMinimax`, no x–y coupling)."""
     return LiftedMinimax(SeparableUpper(h1, dx, c), dy, mu,
                          constants=_hard_constants(h1, c, order, param), name=name or h1.name)
 
@@ -615,19 +618,19 @@ def lift_minimax(h1, dx=2, dy=3, *, mu=1.0, order="gd", param=1.0, c=1.0, name=N
 # ---------------------------------------------------------------------------
 # catalog
 # ---------------------------------------------------------------------------
-@register_problem("hard-cubic", "Cartis-Gould-Toint cubic-Newton worst case (complexity §5.1), shift-lifted")
+@register_problem("hard-cubic", "Cartis-Gould-Toint cubic-Newton worst case, shift-lifted")
 def _hard_cubic(seed=0, dx=2, dy=3, M=1.0, eta=0.01, k0=2, eps_min=1e-4, kappa=10.0):
     h1 = cgt_cubic_function(M, eta, k0, eps_min=eps_min)
     return lift_bilevel(h1, dx, dy, kappa=kappa, seed=seed, order="cubic", param=M, name="hard-cubic"), np.zeros(dx)
 
 
-@register_problem("hard-gd", "Cartis-Gould-Toint gradient-descent worst case (complexity §5.2), shift-lifted")
+@register_problem("hard-gd", "Cartis-Gould-Toint gradient-descent worst case, shift-lifted")
 def _hard_gd(seed=0, dx=2, dy=3, L=1.0, eta=0.01, k0=2, eps_min=1e-3, kappa=10.0):
     h1 = cgt_gd_function(L, eta, k0, eps_min=eps_min)
     return lift_bilevel(h1, dx, dy, kappa=kappa, seed=seed, order="gd", param=L, name="hard-gd"), np.zeros(dx)
 
 
-@register_problem("hard-ramp", "eps-dependent ramp, GD/cubic-Newton worst case (complexity §5.5), shift-lifted")
+@register_problem("hard-ramp", "eps-dependent ramp, GD/cubic-Newton worst case, shift-lifted")
 def _hard_ramp(seed=0, eps=1e-2, order="gd", dx=2, dy=3, L=1.0, M=1.0, delta=1.0, kappa=10.0):
     h1 = ramp_function(eps, order, L=L, M=M, delta=delta)
     param = L if order == "gd" else M
@@ -635,7 +638,7 @@ def _hard_ramp(seed=0, eps=1e-2, order="gd", dx=2, dy=3, L=1.0, M=1.0, delta=1.0
             np.zeros(dx))
 
 
-@register_problem("hard-chain", "Carmon-Duchi-Hinder-Sidford zero-chain (complexity §5.3), shift-lifted, L_phi = ell1")
+@register_problem("hard-chain", "Carmon-Duchi-Hinder-Sidford zero-chain, shift-lifted, L_phi = ell1")
 def _hard_chain(seed=0, T=20, dy=3, ell1=152.0, kappa=10.0):
     chain = CDHSChain(T, ell1)
     return lift_bilevel(chain, dy=dy, kappa=kappa, seed=seed, param=ell1, name="hard-chain"), np.zeros(T)

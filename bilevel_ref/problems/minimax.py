@@ -1,4 +1,4 @@
-r"""Synthetic nonconvex–strongly-concave (NC-SC) minimax instance (problems spec §2).
+r"""Synthetic nonconvex–strongly-concave (NC-SC) minimax instance: a double well.
 
 .. math::
 

@@ -87,8 +87,9 @@ class Solver:
         if key not in self.constants_used:
             from .constants import resolve_constant
 
+            cache = self.__dict__.setdefault("_spectra", {})
             self.constants_used[key] = resolve_constant(self.problem, self.opts, key, self.x, self.y,
-                                                        self.rng, self.constant)
+                                                        self.rng, self.constant, cache)
         return self.constants_used[key][0]
 
     # -- to override ---------------------------------------------------------

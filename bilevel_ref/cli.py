@@ -7,84 +7,28 @@ Progress bars go to stderr; tables and JSON to stdout.
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib
 import json
 import sys
 
-import numpy as np
+# parse_assignments, format_table and result_to_json are importable from here
+# too (they lived in this module before bilevel_ref._text)
+from ._text import fmt, format_table, history_rows, parse_assignments, result_to_json  # noqa: F401
+from .result import Status
 
-__all__ = ["main", "parse_assignments", "format_table", "result_to_json"]
+__all__ = ["main"]
 
 #: sub-command -> module whose ``main(argv) -> int`` implements it
 _DELEGATED = {
     "compare": "bilevel_ref.compare",
-    "complexity": "bilevel_ref.complexity",
+    "complexity": "bilevel_ref.complexity.cli",
     "crosscheck": "bilevel_ref.crosscheck",
 }
 #: ``bilevel-ref bench NAME`` -> module ``bilevel_ref.bench.NAME`` (dashes as underscores)
 
 
-def parse_assignments(items, what):
-    """``["a=1", "b=cg"]`` -> ``{"a": 1, "b": "cg"}`` (Python literals, else strings)."""
-    out = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"bilevel-ref: {what} must look like NAME=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value
-    return out
-
-
-def _fmt(value):
-    if isinstance(value, (float, np.floating)):
-        return "nan" if not np.isfinite(value) else f"{value:.6e}"
-    return str(value)
-
-
-def format_table(headers, rows):
-    """Right-aligned plain-text table."""
-    cells = [[_fmt(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
-
-
-def _history_rows(history, max_rows=20):
-    nit = history["nit"]
-    idx = np.unique(np.round(np.geomspace(1, len(nit), num=min(max_rows, len(nit)))).astype(int) - 1)
-    idx = np.union1d(idx, [0, len(nit) - 1])
-    counts = history.counts
-    used = [k for k, v in counts.items() if v[-1] > 0]
-    metric_names = [m for m in ("phi", "grad_norm", "grad_norm_est", "grad_est") if m in history]
-    headers = ["iter"] + used + metric_names
-    rows = [[int(nit[i])] + [int(counts[k][i]) for k in used] + [history[m][i] for m in metric_names]
-            for i in idx]
-    return headers, rows
-
-
-def result_to_json(res, problem_name=None):
-    """A JSON-ready dict of a :class:`~bilevel_ref.BilevelResult`."""
-    opts = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.options.items()}
-    return {
-        "method": res.method, "problem": problem_name, "seed": res.seed,
-        "success": bool(res.success), "status": int(res.status), "message": res.message,
-        "nit": int(res.nit), "fun": float(res.fun), "grad_norm": float(res.grad_norm),
-        "grad_norm_est": float(res.grad_norm_est),
-        "min_eig": None if res.min_eig is None else float(res.min_eig),
-        "oracle_calls": res.oracle_calls, "options": opts,
-        "x": res.x.tolist(), "y": res.y.tolist(), "history": res.history.to_dict(),
-    }
-
-
 def _cmd_list(args):
-    from . import methods
-    from ._api import get_method
+    from ._solver import get_method, methods
     from .problems.catalog import describe_problems
 
     print("methods:")
@@ -115,13 +59,13 @@ def _cmd_run(args):
         print()
         return 0 if res.success else 1
     print(f"method {res.method} on problem {args.problem} ({problem.dx}x{problem.dy}), seed {res.seed}")
-    headers, rows = _history_rows(res.history)
+    headers, rows = history_rows(res.history)
     print(format_table(headers, rows))
-    print(f"\n{'success' if res.success else 'FAILED'}: {res.message}")
+    print(f"\n{'success' if res.success else 'FAILED'} ({Status(res.status).label}): {res.message}")
     if problem.provides("grad_phi"):
-        summary = f"final φ = {_fmt(res.fun)}; ‖∇φ‖ = {_fmt(res.grad_norm)} (closed form)"
+        summary = f"final φ = {fmt(res.fun)}; ‖∇φ‖ = {fmt(res.grad_norm)} (closed form)"
     else:
-        summary = (f"final f(x, y) = {_fmt(res.fun)}; ‖∇φ‖ estimate = {_fmt(res.grad_norm)} "
+        summary = (f"final f(x, y) = {fmt(res.fun)}; ‖∇φ‖ estimate = {fmt(res.grad_norm)} "
                    "(the method's own hypergradient; no closed form)")
     print(f"iterations {res.nit}; {summary}")
     print("oracle calls: " + ", ".join(f"{k}={v}" for k, v in res.oracle_calls.items() if v))

@@ -23,7 +23,8 @@ Example (the README's first command)::
 Method options: :data:`DEFAULT_OPTIONS` holds per-problem defaults (tuned
 for the built-in instances, documented there); ``--option aid:step_x=10``
 overrides one method's option, ``--option inner_steps=30`` that of every method
-having an ``inner_steps`` option.
+having an ``inner_steps`` option (a warning names the methods without it; an
+option no selected method has is an error, exit status 2).
 """
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ import sys
 import time
 
 import numpy as np
+
+from ._text import parse_assignments
+from .exceptions import OptionError, warn
+from .options import RENAMED
+from .plotting import X_AXES
+from .result import Status
 
 __all__ = ["main", "run_comparison", "DEFAULT_OPTIONS", "DEFAULT_PARAMS", "DEFAULT_METHODS", "DEFAULT_BUDGET"]
 
@@ -48,16 +55,16 @@ __all__ = ["main", "run_comparison", "DEFAULT_OPTIONS", "DEFAULT_PARAMS", "DEFAU
 #: multinomial model: validation loss 1.9 vs 0.5 on digits).
 DEFAULT_OPTIONS = {
     "hyper-cleaning": {
-        "aid": {"step_x": 100.0, "inner_steps": 20, "hvp_steps": 10},
+        "aid": {"step_x": 100.0, "inner_steps": 20, "linsys_steps": 10},
         "itd": {"step_x": 100.0, "inner_steps": 20, "warm_start": True},
         "f2ba": {"step_x": 100.0, "lam": 10.0, "inner_steps": 20},
         "f2sa_p": {"step_x": 1.0, "inner_steps": 20, "nu": 0.1},
         "fsba": {"M": 1e-3, "lam": 10.0, "inner_steps": 20},
         "lfsba": {"M": 1e-3, "lam": 10.0, "inner_steps": 20},
         "ifsba": {"M": 1e-3, "lam": 10.0, "inner_steps": 20},
-        "nbo": {"alpha": 100.0},
-        "soba": {"step_x": 100.0},
-        "stocbio": {"outer_ratio": 0.001},
+        "nbo": {"step_x": 100.0},
+        "soba": {"step_x": 100.0, "step_y": 0.1, "step_v": 0.1, "schedule": "sqrt"},
+        "stocbio": {"step_x": 100.0},
     },
     # quadratic (κ = 10): AID/ITD use 1/L_phi from constants(); the penalty
     # methods need λ = 1000 for a bias O(1/λ) below 0.05 in ‖∇φ‖.
@@ -81,7 +88,7 @@ for _table in (DEFAULT_OPTIONS["meta-learning"], DEFAULT_OPTIONS["logistic-regul
 del _table
 
 #: Per-problem default *problem* parameters (``--param`` overrides them).  Hyper-
-#: cleaning uses μ = 0.01 for the multinomial model too: the spec's default
+#: cleaning uses μ = 0.01 for the multinomial model too: the problem's default
 #: 0.4 (benchopt's 0.2‖Y‖²) over-regularises the 64-feature digits model
 #: (validation loss stays near 2.0 of log 10 ≈ 2.3), which hides the comparison.
 DEFAULT_PARAMS = {"hyper-cleaning": {"mu": 0.01}}
@@ -106,14 +113,6 @@ def _total(counts):
     return int(sum(v for k, v in counts.items() if k != "samples"))
 
 
-#: x-axes of the "calls" column: every oracle, gradients only, second-order products only
-X_AXES = {
-    "all": ("calls", "oracle calls (gradients, Hessian builds, products: 1 each)"),
-    "first-order": ("calls_first_order", "gradient calls (grad_f + grad_g)"),
-    "second-order": ("calls_second_order", "second-order calls (Hessian blocks, HVPs, JVPs)"),
-}
-
-
 def _first_order(counts):
     return int(counts.get("grad_f", 0) + counts.get("grad_g", 0))
 
@@ -128,8 +127,6 @@ def parse_method_spec(spec):
     A method may appear several times with different options; its label is
     the spec as written.
     """
-    from .cli import parse_assignments
-
     spec = spec.strip()
     name, bracket, rest = spec.partition("[")
     if not bracket:
@@ -155,7 +152,13 @@ def split_methods(text):
 
 
 class _Recorder:
-    """Callback of one run: metrics at ~_CURVE_POINTS budget checkpoints, timed apart."""
+    """Callback of one run: metrics at ~_CURVE_POINTS budget checkpoints, timed apart.
+
+    The callback sees every iteration, the last one included, but cannot tell
+    which one is the last: :meth:`finish` adds the final iterate when it fell
+    between two checkpoints, with the wall time and counts it had when the
+    callback saw it.
+    """
 
     def __init__(self, problem, budget, bar):
         self.problem = problem
@@ -167,7 +170,7 @@ class _Recorder:
         self.t0 = time.perf_counter()
         self.overhead = 0.0
         self.last_calls = 0
-        self.last = None
+        self.last = None  # (nit, calls, elapsed) of the latest iterate seen
 
     def metrics(self, x, y):
         out = {}
@@ -184,14 +187,13 @@ class _Recorder:
         return out
 
     def record(self, x, y, nit, calls, force=False, elapsed=None):
-        """Evaluate and store the metrics at a checkpoint (or remember the point for :meth:`finish`)."""
+        """Evaluate and store the metrics at a checkpoint (``force``: whatever the calls)."""
         now = time.perf_counter()
         if elapsed is None:
             elapsed = now - self.t0 - self.overhead
+        self.last = (nit, calls, elapsed)
         if not force and calls < self.next_mark:
-            self.last = (x.copy(), y.copy(), nit, calls, elapsed, dict(self.kinds))
             return
-        self.last = None
         for key, val in self.metrics(x, y).items():
             self.curve.setdefault(key, [np.nan] * len(self.curve["calls"])).append(val)
         self.curve["calls"].append(int(calls))
@@ -212,22 +214,52 @@ class _Recorder:
         self.record(intermediate.x, intermediate.y, intermediate.nit, calls)
         return False
 
-    def finish(self):
-        """Record the last iterate if it fell between checkpoints; return the run's wall time."""
+    def finish(self, res):
+        """Record the final iterate ``res.x``, ``res.y`` if it fell between checkpoints; return the wall time."""
         wall = time.perf_counter() - self.t0 - self.overhead
-        if self.last is not None:
-            x, y, nit, calls, elapsed, self.kinds = self.last
-            self.record(x, y, nit, calls, force=True, elapsed=elapsed)
+        nit, calls, elapsed = self.last
+        if self.curve["nit"][-1] != nit:
+            self.record(res.x, res.y, nit, calls, force=True, elapsed=elapsed)
         return wall
 
 
 def _method_options(problem_name, cls, user):
-    """Defaults of the problem, then global ``--option k=v`` (only options ``cls`` has), then its own."""
+    """Defaults of the problem, then global ``--option k=v`` (only options ``cls`` has), then its own.
+
+    :func:`_check_global_options` has warned about the methods lacking a global option.
+    """
     opts = dict(DEFAULT_OPTIONS.get(problem_name, {}).get(cls.name, {}))
     known = cls.all_options()
     opts.update({k: v for k, v in user.get("*", {}).items() if k in known})
     opts.update(user.get(cls.name, {}))
     return opts
+
+
+def _check_global_options(global_options, classes, log):
+    """Global options (``--option k=v``) go to every method that has them.
+
+    Warn (:class:`~bilevel_ref.exceptions.BilevelRefWarning` and a ``log``
+    note) naming the selected methods that lack one; an :class:`OptionError`
+    if none of them has it.
+    """
+    if not classes:
+        return
+    names = list(dict.fromkeys(cls.name for cls in classes))
+    for key in global_options:
+        lacking = list(dict.fromkeys(cls.name for cls in classes if key not in cls.all_options()))
+        if not lacking:
+            continue
+        if len(lacking) == len(names):
+            renamed = {**RENAMED, **{k: v for cls in classes for k, v in cls.all_renamed().items()}}
+            hint = f" (renamed to {renamed[key]})" if key in renamed else ""
+            raise OptionError(f"--option {key}=...: none of the selected methods ({', '.join(names)}) has "
+                              f"an option {key!r}{hint}; give it as METHOD:{key}=VALUE only for methods "
+                              "that have it")
+        having = [n for n in names if n not in lacking]
+        text = (f"--option {key}=... applies to {', '.join(having)} only: {', '.join(lacking)} "
+                f"{'has' if len(lacking) == 1 else 'have'} no option {key!r}")
+        warn(text)
+        log(f"note: {text}")
 
 
 def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, options=None,
@@ -249,7 +281,10 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
     problem_name : str, optional
         Catalog name, selecting :data:`DEFAULT_OPTIONS`.
     options : dict, optional
-        ``{method: {option: value}}``; key ``"*"`` applies to every method.
+        ``{method: {option: value}}``; key ``"*"`` applies to every method
+        having the option (a :class:`~bilevel_ref.exceptions.BilevelRefWarning`
+        names the methods without it; an
+        :class:`~bilevel_ref.exceptions.OptionError` if no method has it).
     progress : bool
         tqdm bar per method on stderr.
     maxiter : int
@@ -262,14 +297,16 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
     dict
         ``{"runs": {method: {...}}, "skipped": {method: reason}}`` (JSON-ready).
     """
-    from . import methods as registered
-    from ._api import get_method, minimize
+    from ._minimize import minimize
+    from ._solver import get_method
+    from ._solver import methods as registered
 
     options = {(_norm(k) if k != "*" else k): v for k, v in (options or {}).items()}
     available = set(registered())
+    specs = [(raw, *parse_method_spec(raw)) for raw in methods]
+    _check_global_options(options.get("*", {}), [get_method(m) for _, _, m, _ in specs if m in available], log)
     runs, skipped = {}, {}
-    for raw in methods:
-        label, method, spec_options = parse_method_spec(raw)
+    for raw, label, method, spec_options in specs:
         if method not in available:
             skipped[label] = "not registered in this version"
             log(f"note: method {raw!r} is not registered yet; skipped (available: {', '.join(sorted(available))})")
@@ -303,15 +340,15 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
             skipped[label] = f"{type(exc).__name__}: {exc}"
             log(f"note: {label} skipped: {exc}")
             continue
-        wall = rec.finish()
+        wall = rec.finish(res)
         if bar is not None:
             bar.close()
         final = rec.metrics(res.x, res.y)
-        status = {0: "converged", 1: "maxiter", 2: "budget", 3: "diverged", 4: "callback", 5: "failed"}
+        status = Status(res.status)
         runs[label] = {
-            "status": status.get(int(res.status), str(res.status)),
+            "status": status.label,
             # reaching the common budget is the intended end of a comparison run
-            "ok": bool(res.success or res.status in (1, 2)),
+            "ok": bool(res.success or status in (Status.MAXITER, Status.BUDGET)),
             "message": res.message, "nit": int(res.nit),
             "calls": _total(res.oracle_calls),
             "oracle_calls": {k: int(v) for k, v in res.oracle_calls.items() if v},
@@ -326,8 +363,6 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
 
 
 def _parse_options(items):
-    from .cli import parse_assignments
-
     out = {}
     for item in items or ():
         head, sep, rest = item.partition(":")
@@ -395,7 +430,8 @@ def _parser():
     parser.add_argument("--out", default="bilevel-ref-out", help="output directory (PNG and JSON)")
     parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="problem parameter")
     parser.add_argument("--option", action="append", metavar="[METHOD:]KEY=VALUE",
-                        help="method option (without METHOD: for every method that has the option)")
+                        help="method option (without METHOD: for every method that has the option; a warning "
+                             "names the others, an error if no method has it)")
     parser.add_argument("--maxiter", type=int, default=10**6, help="outer-iteration cap per method")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads during the runs (threadpoolctl; default 1, 0 = BLAS default). "
@@ -414,7 +450,6 @@ def _parser():
 
 def main(argv=None):
     """Entry point of ``bilevel-ref compare``; returns the exit status."""
-    from .cli import parse_assignments
     from .problems.catalog import build_problem, problem_names
 
     args = _parser().parse_args(argv)
@@ -458,9 +493,13 @@ def main(argv=None):
     print(f"problem {problem.name} (dx={problem.dx}, dy={problem.dy}), seed {args.seed}, "
           f"budget {budget} oracle calls per method")
     with limiter:
-        result = run_comparison(problem, x0, method_list, budget=budget, seed=args.seed,
-                                problem_name=args.problem, options=options, progress=not args.no_progress,
-                                maxiter=args.maxiter)
+        try:
+            result = run_comparison(problem, x0, method_list, budget=budget, seed=args.seed,
+                                    problem_name=args.problem, options=options,
+                                    progress=not args.no_progress, maxiter=args.maxiter)
+        except OptionError as exc:
+            print(f"bilevel-ref compare: error: {exc}", file=sys.stderr)
+            return 2
 
     runs = result["runs"]
     metrics = [m for m in ("val_loss", "test_accuracy", "weight_corrupted", "grad_norm")

@@ -130,11 +130,23 @@ def _estimate_L_phi(problem, x, y, rng, L_g, mu_g, iters=10):
     return L
 
 
-def estimate_constant(problem, key, x, y, rng, resolve):
-    """A counted estimate of ``key`` at ``(x, y)``; ``resolve(key)`` gives other constants."""
+def estimate_constant(problem, key, x, y, rng, resolve, cache=None):
+    """A counted estimate of ``key`` at ``(x, y)``; ``resolve(key)`` gives other constants.
+
+    ``cache`` (a dict kept for one run) holds the spectra already computed, so
+    ``L_g`` and ``mu_g`` (or ``L_y`` and ``mu_y``) share one set of products.
+    """
+    cache = {} if cache is None else cache
+
+    def spectrum(oracle, sign):
+        if oracle not in cache:
+            hvp = getattr(problem, oracle)
+            cache[oracle] = _spectrum(lambda v: sign * hvp(x, y, v), problem.dy, rng)
+        return cache[oracle]
+
     if key in ("L_g", "mu_g"):
         _need(problem, "hvp_yy_g", key)
-        lo, hi = _spectrum(lambda v: problem.hvp_yy_g(x, y, v), problem.dy, rng)
+        lo, hi = spectrum("hvp_yy_g", 1.0)
         if key == "L_g":
             return hi
         if lo <= 0:
@@ -144,11 +156,12 @@ def estimate_constant(problem, key, x, y, rng, resolve):
         return lo
     if key == "L_f":
         _need(problem, "hvp_yy_f", key)
-        lo, hi = _spectrum(lambda v: problem.hvp_yy_f(x, y, v), problem.dy, rng)
+        lo, hi = spectrum("hvp_yy_f", 1.0)
         return max(abs(lo), abs(hi))
     if key in ("L_y", "mu_y"):
         _need(problem, "hvp_yy_f", key)
-        lo, hi = _spectrum(lambda v: -problem.hvp_yy_f(x, y, v), problem.dy, rng)
+        lo, hi = spectrum("hvp_yy_f", 1.0)
+        lo, hi = -hi, -lo  # spectrum of −∇²_yy f
         if key == "L_y":
             return hi
         if lo <= 0:
@@ -156,12 +169,17 @@ def estimate_constant(problem, key, x, y, rng, resolve):
                              f"(estimated λ_min(−∇²_yy f) = {lo:.3e})")
         return lo
     if key == "L_phi":
-        return _estimate_L_phi(problem, x, y, rng, resolve("L_g"), resolve("mu_g"))
+        L = _estimate_L_phi(problem, x, y, rng, resolve("L_g"), resolve("mu_g"))
+        if not L > 0:
+            raise ValueError(f"options['step_x'] or options['L_phi'] is required: the estimated L_phi of "
+                             f"problem {problem.name!r} at the starting point is {L:.3e} (φ looks linear "
+                             "there)")
+        return L
     raise ValueError(f"options[{key!r}] is required: problem {problem.name!r} reports no {key!r} in "
                      f"constants() ({CONSTANT_KEYS[key]}) and it cannot be estimated")
 
 
-def resolve_constant(problem, opts, key, x, y, rng, resolve):
+def resolve_constant(problem, opts, key, x, y, rng, resolve, cache=None):
     """``(value, source)``: the option, else ``problem.constants()``, else a counted estimate."""
     value = opts.get(key)
     if value is not None:
@@ -169,4 +187,4 @@ def resolve_constant(problem, opts, key, x, y, rng, resolve):
     known = problem.constants()
     if key in known:
         return known[key], "problem"
-    return estimate_constant(problem, key, x, y, rng, resolve), "estimate"
+    return estimate_constant(problem, key, x, y, rng, resolve, cache), "estimate"

@@ -373,7 +373,7 @@ class CheckReport:
 
     def format(self):
         """Text table plus one line per failure naming the case and the array."""
-        from .cli import format_table
+        from ._text import format_table
 
         rows = [[r["case"], r["array"], r["status"],
                  "-" if r["max_abs"] is None else f"{r['max_abs']:.3e}",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["require_matplotlib", "plot_compare", "METRIC_LABELS"]
+__all__ = ["require_matplotlib", "plot_compare", "METRIC_LABELS", "X_AXES"]
 
 #: axis labels of the metrics a comparison records
 METRIC_LABELS = {
@@ -21,6 +21,12 @@ METRIC_LABELS = {
     "precision": "precision of σ(x_i) < 0.5",
     "recall": "recall of σ(x_i) < 0.5",
     "weight_corrupted": "mean weight: corrupted (solid), clean (dashed)",
+}
+#: x-axes of the "calls" plots (``--x-axis``): key of the record's curve column and axis label
+X_AXES = {
+    "all": ("calls", "oracle calls (gradients, Hessian builds, products: 1 each)"),
+    "first-order": ("calls_first_order", "gradient calls (grad_f + grad_g)"),
+    "second-order": ("calls_second_order", "second-order calls (Hessian blocks, HVPs, JVPs)"),
 }
 #: metric -> companion metric drawn dashed in the same panel and colour
 _COMPANIONS = {"weight_corrupted": "weight_clean"}
@@ -61,10 +67,8 @@ def plot_compare(record, path, metrics=None):
     runs = {m: r for m, r in record["runs"].items() if r.get("curve")}
     fig = Figure(figsize=(11, 3.4 * len(metrics)), layout="constrained")
     axes = fig.subplots(len(metrics), 2, squeeze=False)
+    calls_key, calls_label = X_AXES[record.get("x_axis", "all")]
     for row, metric in enumerate(metrics):
-        from .compare import X_AXES
-
-        calls_key, calls_label = X_AXES[record.get("x_axis", "all")]
         for col, xkey in enumerate((calls_key, "time")):
             ax = axes[row][col]
             for method, run in runs.items():

@@ -83,12 +83,14 @@ def deterministic_figure(plt):
     step = 0.5 / problem.constants()["L_phi"]
     L_g = problem.L_g
     methods = {
-        "NBO-GD (T=1)": ("nbo", {"inner": "gd", "T": 1, "alpha": step}),
-        "NBO-GD (T=5)": ("nbo", {"inner": "gd", "T": 5, "alpha": step}),
-        "NBO-CG (T=5)": ("nbo", {"inner": "cg", "T": 5, "alpha": step}),
-        "AID-CG (10 GD, 5 CG)": ("aid", {"hvp_steps": 5, "step_x": step, "gtol": 0.0}),
-        "AmIGO (T=10)": ("amigo", {"step_size": 1.0 / L_g, "outer_ratio": (1.0 / L_g) / step}),
-        "SOBA": ("soba", {"schedule": "constant", "step_size": 1.0 / L_g, "step_x": step}),
+        "NBO-GD (T=1)": ("nbo", {"inner": "gd", "linsys_steps": 1, "step_x": step}),
+        "NBO-GD (T=5)": ("nbo", {"inner": "gd", "linsys_steps": 5, "step_x": step}),
+        "NBO-CG (T=5)": ("nbo", {"inner": "cg", "linsys_steps": 5, "step_x": step}),
+        "AID-CG (10 GD, 5 CG)": ("aid", {"linsys_steps": 5, "step_x": step, "gtol": 0.0}),
+        # benchopt's c = 1/L_g and r = c/step: x step c/r
+        "AmIGO (T=10)": ("amigo", {"step_y": 1.0 / L_g, "step_v": 1.0 / L_g,
+                                   "step_x": (1.0 / L_g) / ((1.0 / L_g) / step)}),
+        "SOBA": ("soba", {"schedule": "constant", "step_y": 1.0 / L_g, "step_v": 1.0 / L_g, "step_x": step}),
     }
     truth = problem.grad_phi
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -124,12 +126,12 @@ def lazy_figure(plt, c=10, seeds=5):
     inv_L = 1.0 / base.constants()["L_g"]
     common = {"batch_size": 64, "maxiter": 3000}
     methods = {
-        "SOBA": ("soba", {"schedule": "constant", "step_y": inv_L, "step_z": inv_L, "step_x": 2.0}),
-        "MA-SOBA": ("ma_soba", {"step_y": inv_L, "step_z": inv_L, "step_x": 2.0}),
-        "SO-Lazy-BiO N=5 (hvp)": ("so_lazy_bio", {"N": 5, "alpha": 2.0}),
-        "SO-Lazy-BiO N=5 (hvp+jvp)": ("so_lazy_bio", {"N": 5, "mode": "hvp+jvp", "alpha": 2.0}),
-        "SO-Lazy-BiO N=10 (hvp+jvp)": ("so_lazy_bio", {"N": 10, "mode": "hvp+jvp", "alpha": 2.0}),
-        "SO-Lazy-BiO N=20 (hvp+jvp)": ("so_lazy_bio", {"N": 20, "mode": "hvp+jvp", "alpha": 2.0}),
+        "SOBA": ("soba", {"schedule": "constant", "step_y": inv_L, "step_v": inv_L, "step_x": 2.0}),
+        "MA-SOBA": ("ma_soba", {"step_y": inv_L, "step_v": inv_L, "step_x": 2.0}),
+        "SO-Lazy-BiO N=5 (hvp)": ("so_lazy_bio", {"period": 5, "step_x": 2.0}),
+        "SO-Lazy-BiO N=5 (hvp+jvp)": ("so_lazy_bio", {"period": 5, "mode": "hvp+jvp", "step_x": 2.0}),
+        "SO-Lazy-BiO N=10 (hvp+jvp)": ("so_lazy_bio", {"period": 10, "mode": "hvp+jvp", "step_x": 2.0}),
+        "SO-Lazy-BiO N=20 (hvp+jvp)": ("so_lazy_bio", {"period": 20, "mode": "hvp+jvp", "step_x": 2.0}),
     }
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     table = []

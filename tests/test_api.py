@@ -27,7 +27,7 @@ def test_aid_reaches_exact_stationarity(problem):
 def test_aid_cg_counts_per_iteration_exactly(problem):
     T, K, iters = 4, 3, 7
     res = br.minimize(problem, "aid", np.zeros(6), options={
-        "inner_steps": T, "hvp_steps": K, "warm_v": False, "cg_rtol": 0.0, "maxiter": iters, "gtol": 0.0})
+        "inner_steps": T, "linsys_steps": K, "warm_v": False, "linsys_rtol": 0.0, "maxiter": iters, "gtol": 0.0})
     assert res.nit == iters
     calls = res.oracle_calls
     assert calls["grad_g"] == T * iters and calls["grad_f"] == iters
@@ -38,7 +38,7 @@ def test_aid_cg_counts_per_iteration_exactly(problem):
     np.testing.assert_array_equal(hist["nit"], np.arange(iters + 1))
     # a warm start costs one extra HVP for the initial residual b − Hv₀ (not at k = 0, v₀ = None)
     warm = br.minimize(problem, "aid", np.zeros(6), options={
-        "inner_steps": T, "hvp_steps": K, "warm_v": True, "cg_rtol": 0.0, "maxiter": iters, "gtol": 0.0})
+        "inner_steps": T, "linsys_steps": K, "warm_v": True, "linsys_rtol": 0.0, "maxiter": iters, "gtol": 0.0})
     assert warm.oracle_calls["hvp_yy_g"] == K * iters + (iters - 1)
 
 
@@ -111,6 +111,8 @@ def test_callback_can_stop(problem):
     ({"method": "newton"}, ValueError, "unknown method 'newton'"),
     ({"method": 3}, TypeError, "method must be a string"),
     ({"options": {"stepx": 1.0}}, ValueError, r"unknown option\(s\) \['stepx'\]"),
+    ({"options": {"hvp_steps": 5}}, br.OptionError, r"options\['hvp_steps'\].*renamed to linsys_steps"),
+    ({"options": {"cg_rtol": 0.0}}, br.OptionError, r"options\['cg_rtol'\].*renamed to linsys_rtol"),
     ({"options": {"step_x": -1.0}}, ValueError, r"options\['step_x'\] must be > 0"),
     ({"options": {"step_x": "big"}}, TypeError, r"options\['step_x'\] must be a real number"),
     ({"options": {"maxiter": 2.5}}, TypeError, r"options\['maxiter'\] must be an integer"),
@@ -134,7 +136,7 @@ def test_methods_and_show_options():
     assert "aid" in names and "itd" in names and names == sorted(names)
     assert br.get_method("AID") is br.get_method("aid")
     text = br.show_options("aid")
-    assert "hvp_steps" in text and "default 10" in text and "maxiter" in text
+    assert "linsys_steps" in text and "default 10" in text and "maxiter" in text
 
 
 def test_missing_step_constant_is_reported():
@@ -147,6 +149,8 @@ def test_missing_step_constant_is_reported():
         grad_f = grad_g = lambda self, x, y, batch=None: (np.zeros(2), np.zeros(2))
         hess_g = lambda self, x, y, batch=None: (np.eye(2), np.eye(2), np.eye(2))
 
-    with pytest.raises(ValueError, match=r"options\['L_g'\] is required.*no-constants"):
+    # L_g is estimated (counted); φ ≡ 0 has no curvature to set the x step from
+    with pytest.raises(ValueError, match=r"options\['step_x'\] or options\['L_phi'\] is required.*no-constants"):
         br.minimize(NoConstants(), "aid", np.zeros(2))
-    assert br.minimize(NoConstants(), "aid", np.zeros(2), options={"L_g": 1.0}).success
+    res = br.minimize(NoConstants(), "aid", np.zeros(2), options={"step_x": 1.0})
+    assert res.success and res.constant_sources == {"L_g": "estimate"} and res.constants["L_g"] == 1.0

@@ -5,7 +5,8 @@ import sys
 
 import numpy as np
 
-from bilevel_ref.cli import main, parse_assignments
+from bilevel_ref._text import parse_assignments
+from bilevel_ref.cli import main
 
 
 def test_list(capsys):
@@ -17,7 +18,7 @@ def test_list(capsys):
 def test_run_quadratic_aid_reaches_1e_8(capsys):
     assert main(["run", "--problem", "quadratic", "--method", "aid", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "grad_norm" in out and "success" in out
+    assert "grad_norm" in out and "success (converged)" in out
     final = float(out.split("‖∇φ‖ = ")[1].split()[0])
     assert final <= 1e-8
 
@@ -28,6 +29,7 @@ def test_run_json_is_complete(capsys):
     record = json.loads(capsys.readouterr().out)
     assert code == 1  # 5 iterations do not reach gtol: reported, not hidden
     assert record["method"] == "itd" and record["nit"] == 5 and record["seed"] == 2
+    assert record["status"] == 1 and record["status_label"] == "maxiter"
     assert len(record["x"]) == 4 and record["oracle_calls"]["grad_g"] == 15
     assert record["options"]["inner_steps"] == 3
     assert len(record["history"]["nit"]) == 6

@@ -20,7 +20,7 @@ def _run(tmp_path, *args):
 def test_hyper_cleaning_run_respects_budget_and_skips_unknown(tmp_path, capsys):
     rc, rec, out = _run(tmp_path, "--problem", "hyper-cleaning-synthetic", "--param", "n_train=60",
                         "--param", "n_val=40", "--methods", "aid,f2ba,no-such-method", "--budget", "400",
-                        "--option", "aid:inner_steps=5", "--option", "hvp_steps=3")
+                        "--option", "aid:inner_steps=5", "--option", "linsys_steps=3")
     text = capsys.readouterr().out
     assert rc == 0
     assert "no-such-method" in text and "skipped" in text
@@ -34,7 +34,7 @@ def test_hyper_cleaning_run_respects_budget_and_skips_unknown(tmp_path, capsys):
         assert run["status"] == "budget"
     # option overrides: method-specific and global, on top of the per-problem defaults
     assert rec["runs"]["aid"]["options"]["inner_steps"] == 5
-    assert rec["runs"]["aid"]["options"]["hvp_steps"] == 3
+    assert rec["runs"]["aid"]["options"]["linsys_steps"] == 3
     assert rec["runs"]["aid"]["options"]["step_x"] == compare.DEFAULT_OPTIONS["hyper-cleaning"]["aid"]["step_x"]
     # per-iteration counts of AID (T = 5 inner steps, 3 CG steps) = 5 grad_g + 1 grad_f + 1 cross
     aid = rec["runs"]["aid"]

@@ -1,8 +1,8 @@
 """Complexity toolkit: slope fits, bootstrap, theory table, hitting times, sweeps, verdicts, CLI.
 
-Truth: synthetic counts with known exponents, hand-built traces, the spec's
-theory table and measured hitting times on the worst-case instances, the
-lazy-Hessian count ⌈T/m⌉.
+Truth: synthetic counts with known exponents, hand-built traces, the stated
+bounds of the papers (theory table), the exact hitting times of the worst-case
+instances (bilevel_ref.problems.hard), the lazy-Hessian count ⌈T/m⌉.
 """
 import json
 import math
@@ -153,7 +153,7 @@ def test_eps_grid():
 def test_aid_exponent_on_quadratic_within_theory():
     """Benign problem: AID's measured exponent respects the bound (ε^-2 in "norm", ε^-1 in "sq")."""
     prob = quadratic_bilevel(6, 6, kappa=10.0, seed=0)
-    res = C.eps_sweep("aid", prob, C.eps_grid(1e-1, 1e-6, 2), options={"inner_steps": 5, "hvp_steps": 5})
+    res = C.eps_sweep("aid", prob, C.eps_grid(1e-1, 1e-6, 2), options={"inner_steps": 5, "linsys_steps": 5})
     for q in ("iterations", "first_order", "second_order"):
         assert res.theory[q] == 2.0
         assert res.fits[q].slope <= 2.0 + 0.15 and res.verdicts[q]["pass"]
@@ -162,18 +162,18 @@ def test_aid_exponent_on_quadratic_within_theory():
     it = res.iterations[0]
     assert np.array_equal(res.counts["grad_g"][0], 5 * it)
     assert np.array_equal(res.counts["grad_f"][0], it) and np.array_equal(res.counts["cross_g"][0], it)
-    sq = C.eps_sweep("aid", prob, C.eps_grid(1e-1, 1e-6, 2), options={"inner_steps": 5, "hvp_steps": 5},
+    sq = C.eps_sweep("aid", prob, C.eps_grid(1e-1, 1e-6, 2), options={"inner_steps": 5, "linsys_steps": 5},
                      measure="sq", quantities=["iterations"])
     assert sq.theory["iterations"] == 1.0 and sq.verdicts["iterations"]["pass"]
 
 
 def test_aid_on_lifted_ramp_attains_the_gd_rate():
-    """On the §5.5 ramp lifted with shift coupling AID (exact CG) is GD on h: N = ΔL/(4ε²) + O(1)."""
+    """On the ε-dependent ramp lifted with shift coupling AID (exact CG) is GD on h: N = ΔL/(4ε²) + O(1)."""
     eps = 10.0 ** (-np.arange(4, 9) / 4)
-    res = C.eps_sweep("aid", "hard-ramp", eps, options={"inner_steps": 1, "hvp_steps": 3},
+    res = C.eps_sweep("aid", "hard-ramp", eps, options={"inner_steps": 1, "linsys_steps": 3},
                       mode="sharp", theory=2.0, quantities=["iterations", "first_order"])
     assert not res.single_run  # the ramp depends on ε
-    # spec §5.5 (GD, L = 1): 25, 80, 250, 791, 2500; AID's CG is exact to rounding, ±1 iteration
+    # GD on the ramp (L = 1): 25, 80, 250, 791, 2500; AID's CG is exact to rounding, ±1 iteration
     assert np.max(np.abs(res.iterations[0] - [25, 80, 250, 791, 2500])) <= 1
     assert res.verdicts["iterations"]["pass"] and res.verdicts["first_order"]["pass"]
 
@@ -193,7 +193,7 @@ def test_single_run_matches_per_eps_runs():
 
 
 def test_fsba_iterations_exponent_on_hard_instance():
-    """FSBA on the lifted §5.1 instance: iterations exponent no worse than 1.5 + 0.2 (sharp at 3/(2+3η))."""
+    """FSBA on the lifted Cartis–Gould–Toint instance: iterations exponent ≤ 1.5 + 0.2 (sharp at 3/(2+3η))."""
     eps = EPS7[:3]
     res = C.eps_sweep("fsba", "hard-cubic", eps, problem_params={"eps_min": 1e-2},
                       options={"M": 1.0, "lam": 100.0}, measure="sosp", mode="sharp",
@@ -203,13 +203,13 @@ def test_fsba_iterations_exponent_on_hard_instance():
     assert res.verdicts["iterations"]["pass"]
     # the penalty landscape is exactly h: FSBA follows the CGT nodes up to ±2 iterations
     assert np.all(np.abs(res.iterations[0] - cgt_hitting_time(eps, "cubic")) <= 2)
-    # FSBA per-iteration counts (second_order spec §4.1): 1 hess_f, 2 hess_g per iteration
+    # FSBA per-iteration counts: 1 hess_f, 2 hess_g per iteration
     it = res.iterations[0]
     assert np.array_equal(res.counts["hess_f"][0], it) and np.array_equal(res.counts["hess_g"][0], 2 * it)
 
 
 def test_fsba_on_benign_quartic_quadratic_respects_the_bound():
-    """Spec §6: on the quartic-quadratic problem (strict saddle at the start) FSBA's sosp slope ≤ 1.5 + 0.15."""
+    """On the quartic-quadratic problem (strict saddle at the start) FSBA's sosp slope ≤ 1.5 + 0.15."""
     res = C.eps_sweep("fsba", "quartic-quadratic", C.eps_grid(1e-1, 1e-4, 2), options={"M": 10.0, "lam": 1e4},
                       measure="sosp", quantities=["iterations", "second_order"])
     assert np.all(np.isfinite(res.iterations))
@@ -219,10 +219,10 @@ def test_fsba_on_benign_quartic_quadratic_respects_the_bound():
 
 @pytest.mark.parametrize("problem", ["quartic-quadratic", "hard-cubic"])
 @pytest.mark.parametrize("T", [7, 12])
-def test_lfsba_hessian_count_on_both_spec_problems(problem, T):
+def test_lfsba_hessian_count_on_quartic_and_hard_cubic(problem, T):
     prob, x0 = build_problem(problem, **({"eps_min": 1e-2} if problem == "hard-cubic" else {}))
     m = 3
-    res = minimize(prob, "lfsba", x0, options={"M": 10.0, "m": m, "maxiter": T, "stop_rule": "exact",
+    res = minimize(prob, "lfsba", x0, options={"M": 10.0, "period": m, "maxiter": T, "stop_rule": "exact",
                                                "eps": 1e-14, "lam": 1e4})
     assert res.nit == T
     assert res.oracle_calls["hess_f"] == math.ceil(T / m)
@@ -230,14 +230,14 @@ def test_lfsba_hessian_count_on_both_spec_problems(problem, T):
 
 
 def test_mcn_lmcn_on_minimax_lift():
-    """Minimax lift of §5.1 (P = h): MCN visits the CGT nodes; LMCN refreshes its Hessian ⌈T/m⌉ times."""
+    """Minimax lift of the CGT instance (P = h): MCN visits its nodes; LMCN refreshes its Hessian ⌈T/m⌉ times."""
     eps = EPS7[:3]
     res = C.eps_sweep("mcn", "hard-cubic-minimax", eps, problem_params={"eps_min": 1e-2}, options={"M": 1.0},
                       measure="minimax", mode="sharp", theory=3 / 2.03, quantities=["iterations"])
     assert res.iterations[0].tolist() == cgt_hitting_time(eps, "cubic").tolist()
     assert res.verdicts["iterations"]["pass"]
     lazy = C.eps_sweep("lmcn", "hard-cubic-minimax", eps[:2], problem_params={"eps_min": 1e-2},
-                       options={"M": 1.0, "m": 4}, measure="minimax", quantities=["iterations"])
+                       options={"M": 1.0, "period": 4}, measure="minimax", quantities=["iterations"])
     it = lazy.iterations[0]
     assert np.array_equal(lazy.counts["hess_f"][0], np.ceil(it / 4))
 
@@ -246,13 +246,13 @@ def test_mcn_lmcn_on_minimax_lift():
 def test_lfsba_hessian_count_is_ceil_T_over_m(m):
     prob, x0 = build_problem("hard-cubic", eps_min=1e-2, dx=3)
     T = 11
-    res = minimize(prob, "lfsba", x0, options={"M": 1.0, "m": m, "maxiter": T, "stop_rule": "exact",
+    res = minimize(prob, "lfsba", x0, options={"M": 1.0, "period": m, "maxiter": T, "stop_rule": "exact",
                                                "eps": 1e-12})
     assert res.nit == T
     assert res.oracle_calls["hess_f"] == math.ceil(T / m)
     assert res.oracle_calls["hess_g"] == 2 * math.ceil(T / m)
     # inside a sweep: at every hitting time t, Hessians = ⌈t/m⌉
-    sw = C.eps_sweep("lfsba", prob, EPS7[:3], x0=x0, options={"M": 1.0, "m": m}, measure="sosp",
+    sw = C.eps_sweep("lfsba", prob, EPS7[:3], x0=x0, options={"M": 1.0, "period": m}, measure="sosp",
                      quantities=["iterations"])
     it = sw.iterations[0]
     assert np.array_equal(sw.counts["hess_f"][0], np.ceil(it / m))
@@ -308,7 +308,7 @@ def test_truth_on_a_problem_without_closed_forms():
 
 def test_kappa_sweep_aid():
     res = C.kappa_sweep("aid", [3.0, 10.0, 30.0], 1e-4, dx=5, dy=5,
-                        options={"inner_steps": 10, "hvp_steps": 10}, quantities=["iterations", "first_order"])
+                        options={"inner_steps": 10, "linsys_steps": 10}, quantities=["iterations", "first_order"])
     assert res.variable == "kappa" and res.grid.tolist() == [3.0, 10.0, 30.0]
     assert res.theory["first_order"] == 4.0
     assert res.fits["first_order"].slope <= 4.0 + 0.15 and res.verdicts["first_order"]["pass"]
@@ -349,8 +349,8 @@ def test_cli(tmp_path, capsys):
     # a failing verdict with --strict exits 1; ε-dependent options are parsed safely
     assert C.main(["gd", "hard-ramp", "--eps", "0.1", "0.01", "--theory", "1.0", "--mode", "sharp",
                    "--strict"]) == 1
-    assert C.main(["aid", "quadratic", "--eps", "0.1", "0.01", "--eps-option", "hvp_steps=ceil(1/eps**0.5)",
+    assert C.main(["aid", "quadratic", "--eps", "0.1", "0.01", "--eps-option", "linsys_steps=ceil(1/eps**0.5)",
                    "--param", "dx=3", "--param", "dy=3"]) == 0
     with pytest.raises(SystemExit):
-        C.main(["aid", "quadratic", "--eps-option", "hvp_steps=__import__('os')"])
+        C.main(["aid", "quadratic", "--eps-option", "linsys_steps=__import__('os')"])
     assert C.main(["nope", "quadratic", "--eps", "0.1"]) == 2

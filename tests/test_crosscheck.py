@@ -197,10 +197,10 @@ def test_aid_trajectory_reference(cases):
         for _ in range(opts["inner_steps"]):
             y = y - opts["step_y"] * (d["A"] @ y + d["C"] @ x + d["a"])
         rhs = d["R"].T @ x + d["S"] @ y + d["q"]
-        # plain CG, hvp_steps iterations from the previous v
+        # plain CG, linsys_steps iterations from the previous v
         res = rhs - d["A"] @ v
         p = res.copy()
-        for _ in range(opts["hvp_steps"]):
+        for _ in range(opts["linsys_steps"]):
             Ap = d["A"] @ p
             alpha = (res @ res) / (p @ Ap)
             v = v + alpha * p

@@ -1,6 +1,6 @@
-"""Worst-case instances (complexity spec §5): construction, smoothness constants, hitting times.
+"""Worst-case instances (bilevel_ref.problems.hard): construction, smoothness constants, hitting times.
 
-Truth: the spec's measured hitting times and constants (§5.1, 5.2, 5.5), the
+Truth: hitting times and constants measured when the instances were designed, the
 closed-form hitting-time formulas, finite differences, and the exact
 lower-level solution of the lifted problems.
 """
@@ -77,12 +77,12 @@ def _numeric_lipschitz(h, which, pieces=3, samples=4001):
     return best
 
 
-# -- §5.1 cubic regularisation -----------------------------------------------------------
+# -- cubic regularisation (Cartis–Gould–Toint type) -----------------------------------------------------------
 @pytest.mark.parametrize("k0,ratio", [(1, 1.123), (2, 0.720), (3, 0.531)])
 def test_cgt_cubic_hessian_lipschitz_constant(k0, ratio):
     for M in (1.0, 10.0):
         h = cgt_cubic_function(M, 0.01, k0, n_nodes=2000)
-        assert h.lipschitz_hess() / M == pytest.approx(ratio, abs=1e-3)  # spec §5.1 measured
+        assert h.lipschitz_hess() / M == pytest.approx(ratio, abs=1e-3)  # measured at design time
         assert _numeric_lipschitz(h, 2) == pytest.approx(h.lipschitz_hess(), rel=1e-3)
         if k0 >= 2:
             assert h.lipschitz_hess() <= M
@@ -103,10 +103,10 @@ def test_cgt_cubic_run_tracks_nodes_and_hitting_times(M):
     eps = GRID[:5]
     tr = C.cubic_newton_trace(h, [0.0], M, stop_eps=eps[-1])
     its, _ = C.hitting_times(tr, eps)
-    # spec §5.1 measured, independent of M
+    # measured at design time, independent of M
     assert its.tolist() == [29, 163, 901, 4948, 27131]
     assert its.tolist() == cgt_hitting_time(eps, "cubic", 0.01, 2).tolist()
-    # the iterates stay on the nodes: |f'(x_t)| = |g_t| up to the drift bound of the spec
+    # the iterates stay on the nodes: |f'(x_t)| = |g_t| up to a measured rounding drift
     g = np.abs(h.slopes[: tr.grad_norm.size])
     assert np.max(np.abs(tr.grad_norm - g) / g) <= 1e-8
     fit = C.fit_slope(eps, its)
@@ -124,7 +124,7 @@ def test_cgt_cubic_eta_005_hitting_times():
 
 @pytest.mark.slow
 def test_cgt_cubic_full_grid_slope():
-    """Spec §5.1: ε down to 1e-4, N = ..., 815322, b = 1.4819 (η = 0.01); η = 0.05: b = 1.4036."""
+    """Measured at design time: ε down to 1e-4, N = ..., 815322, b = 1.4819 (η = 0.01); η = 0.05: b = 1.4036."""
     for eta, b in ((0.01, 1.4819), (0.05, 1.4036)):
         h = cgt_cubic_function(1.0, eta, 2, eps_min=1e-4)
         tr = C.cubic_newton_trace(h, [0.0], 1.0, stop_eps=GRID[-1])
@@ -135,10 +135,10 @@ def test_cgt_cubic_full_grid_slope():
         assert C.fit_slope(GRID, its).slope == pytest.approx(b, abs=5e-4)
 
 
-# -- §5.2 gradient descent ----------------------------------------------------------------
+# -- gradient descent (Cartis–Gould–Toint type) ----------------------------------------------------------------
 def test_cgt_gd_lipschitz_and_exact_visits():
     h = cgt_gd_function(1.0, 0.01, 2, n_nodes=3000)
-    assert h.lipschitz_grad() == pytest.approx(0.280, abs=1e-3)  # spec §5.2 measured
+    assert h.lipschitz_grad() == pytest.approx(0.280, abs=1e-3)  # measured at design time
     assert _numeric_lipschitz(h, 1) == pytest.approx(h.lipschitz_grad(), rel=1e-3)
     h2 = cgt_gd_function(1.0, 0.05, 1, n_nodes=3000)
     assert h2.lipschitz_grad() == pytest.approx(0.475, abs=1e-3)
@@ -151,7 +151,7 @@ def test_cgt_gd_hitting_times():
     h = cgt_gd_function(1.0, 0.01, 2, eps_min=1e-2)
     eps = GRID[:3]
     its, _ = C.hitting_times(C.gd_trace(h, [0.0], 1.0, stop_eps=eps[-1]), eps)
-    assert its.tolist() == [90, 872, 8346]  # spec §5.2
+    assert its.tolist() == [90, 872, 8346]  # measured at design time
     h4 = cgt_gd_function(4.0, 0.05, 1, eps_min=1e-2)
     its4, _ = C.hitting_times(C.gd_trace(h4, [0.0], 0.25, stop_eps=eps[-1]), eps)
     assert its4.tolist() == cgt_hitting_time(eps, "gd", 0.05, 1).tolist()
@@ -159,7 +159,7 @@ def test_cgt_gd_hitting_times():
 
 @pytest.mark.slow
 def test_cgt_gd_full_grid_slope():
-    """Spec §5.2: ε to 10^-3 (N = 762697): b = 1.9628 on the full grid to 10^-3.5 (here to 10^-3)."""
+    """Measured at design time: ε to 10^-3 (N = 762697): b = 1.9628 on the full grid to 10^-3.5 (here to 10^-3)."""
     h = cgt_gd_function(1.0, 0.01, 2, eps_min=1e-3)
     eps = GRID[:5]
     its, _ = C.hitting_times(C.gd_trace(h, [0.0], 1.0, stop_eps=eps[-1]), eps)
@@ -167,7 +167,7 @@ def test_cgt_gd_full_grid_slope():
     assert abs(C.fit_slope(eps, its).slope - 2 / 1.02) <= 0.01
 
 
-# -- §5.5 ramp ------------------------------------------------------------------------------
+# -- ε-dependent ramp ------------------------------------------------------------------------------
 def test_ramp_constants_and_gap():
     for eps in (1e-1, 1e-2):
         h = ramp_function(eps, "gd", L=3.0, delta=2.0)
@@ -185,7 +185,7 @@ def test_ramp_gd_hitting_times():
     for e in eps:
         tr = C.gd_trace(ramp_function(e, "gd"), [0.0], 1.0, stop_eps=e)
         its.append(C.hitting_times(tr, [e])[0][0])
-    assert its == [25, 80, 250, 791, 2500, 7906]  # spec §5.5, L = 1
+    assert its == [25, 80, 250, 791, 2500, 7906]  # measured at design time, L = 1
     assert abs(C.fit_slope(eps, its).slope - 2.0) <= 0.1
 
 
@@ -193,7 +193,7 @@ def test_ramp_cubic_hitting_times_and_sosp():
     eps = 10.0 ** (-np.arange(4, 13) / 4)  # 1e-1 ... 1e-3
     res = C.eps_sweep("cubic_newton", lambda e, s: (ramp_function(e, "cubic", M=1.0), np.zeros(1)), eps,
                       options={"M": 1.0}, quantities=["iterations"], mode="sharp")
-    assert res.iterations[0].tolist() == [8, 19, 45, 106, 250, 593, 1406, 3334, 7906]  # spec §5.5
+    assert res.iterations[0].tolist() == [8, 19, 45, 106, 250, 593, 1406, 3334, 7906]  # measured at design time
     assert res.verdicts["iterations"]["pass"] and res.theory["iterations"] == 1.5
     # first |f'| <= ε falls where f'' >= 0: the "sosp" hitting time equals the "norm" one
     sosp = C.eps_sweep("cubic_newton", lambda e, s: (ramp_function(e, "cubic", M=1.0), np.zeros(1)),
@@ -211,7 +211,7 @@ def C_ramp(eps):
 
 @pytest.mark.slow
 def test_ramp_full_grids():
-    """Spec §5.5: GD L = 1 to 1e-3 (b = 1.9990), L = 10 (1.9995); cubic M = 1 to 1e-4 (1.4982), M = 10 (1.4993)."""
+    """Measured at design time: GD L = 1 to 1e-3 (b = 1.9990), L = 10 (1.9995); cubic M = 1 to 1e-4 (1.4982), M = 10 (1.4993)."""
     for order, param, lo, b in (("gd", 1.0, 1e-3, 1.9990), ("gd", 10.0, 1e-3, 1.9995),
                                 ("cubic", 1.0, 1e-4, 1.4982), ("cubic", 10.0, 1e-4, 1.4993)):
         eps = C.eps_grid(1e-1, lo, 4)
@@ -222,7 +222,7 @@ def test_ramp_full_grids():
         assert res.fits["iterations"].slope == pytest.approx(b, abs=2e-3)
 
 
-# -- §5.3 CDHS chain -------------------------------------------------------------------------
+# -- Carmon–Duchi–Hinder–Sidford chain -------------------------------------------------------------------------
 def test_cdhs_gradient_and_zero_chain():
     T = 12
     chain = CDHSChain(T)
@@ -263,7 +263,7 @@ def test_cdhs_hessian_and_aid_on_lifted_chain():
     prob, x0 = build_problem("hard-chain", T=10)
     assert prob.constants()["L_phi"] == 152.0
     xs = []
-    minimize(prob, "aid", x0, options={"maxiter": 120, "inner_steps": 1, "hvp_steps": 3, "gtol": 0.0},
+    minimize(prob, "aid", x0, options={"maxiter": 120, "inner_steps": 1, "linsys_steps": 3, "gtol": 0.0},
              callback=lambda r: xs.append(r.x.copy()) and False)
     for k, xk in enumerate(xs, start=1):
         big = np.flatnonzero(np.abs(xk) > 1e-12)
@@ -272,7 +272,7 @@ def test_cdhs_hessian_and_aid_on_lifted_chain():
             assert np.linalg.norm(prob.grad_phi(xk)) > 1
 
 
-# -- §5.4 lifts ---------------------------------------------------------------------------------
+# -- lifts to bilevel and minimax ---------------------------------------------------------------------------------
 def _ll_solve(prob, x):
     y = prob.y_star(x) + 0.3  # start away from the solution
     for _ in range(60):
@@ -347,7 +347,7 @@ def test_catalog_instances():
 
 
 def test_cubic_newton_on_lifted_problem_uses_the_nodes():
-    """Multi-dimensional cubic Newton (solve_cubic) on the lifted §5.1 instance: same hitting times."""
+    """Multi-dimensional cubic Newton (solve_cubic) on the lifted cubic-regularisation instance: same hitting times."""
     prob, x0 = build_problem("hard-cubic", eps_min=1e-2)
     eps = GRID[:3]
     its, counts = C.hitting_times(C.cubic_newton_trace(prob, x0, 1.0, stop_eps=eps[-1]), eps)

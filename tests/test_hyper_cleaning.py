@@ -1,4 +1,5 @@
-"""Data hyper-cleaning (problems.md §3): oracles vs finite differences, the spec's formulas,
+"""Data hyper-cleaning (Franceschi et al. 2017; binary form of the FSBA paper, Yang, Liu,
+Chen & Lui 2026): oracles vs finite differences, the closed-form derivatives,
 minibatch unbiasedness, and the end-to-end claim that learned weights find corrupted labels."""
 import numpy as np
 import pytest
@@ -125,7 +126,7 @@ def test_catalog_breast_cancer_instance():
 
 
 @pytest.mark.parametrize("method,options", [
-    ("aid", {"maxiter": 150, "step_x": 100.0, "inner_steps": 20, "hvp_steps": 10}),
+    ("aid", {"maxiter": 150, "step_x": 100.0, "inner_steps": 20, "linsys_steps": 10}),
     ("f2ba", {"maxiter": 150, "step_x": 100.0, "inner_steps": 20, "lam": 10.0}),
 ])
 def test_learned_weights_find_corrupted_samples_on_breast_cancer(method, options):

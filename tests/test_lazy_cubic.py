@@ -1,4 +1,4 @@
-"""LazyCubic: one eigh, O(d²) solves (spec cubic.md §6)."""
+"""LazyCubic: one eigh, O(d²) solves (lazy Hessians, Doikov, Chayti & Jaggi 2023)."""
 import numpy as np
 import pytest
 

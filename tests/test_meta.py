@@ -1,4 +1,4 @@
-"""ANIL-style meta-learning head (problems.md §5): oracles vs finite differences, structure, metrics."""
+"""ANIL-style meta-learning head (stand-in for the FSBA paper's Fig. 4 experiment): oracles vs finite differences, structure, metrics."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
-"""Minimax: the NC-SC double-well instance (problems spec §2) and GDA, MCN, LMCN (second_order spec §4.4).
+"""Minimax: the NC-SC double-well instance (stand-in for the FSBA paper's Fig. 1
+problem) and GDA, MCN (Luo, Li & Chen 2022), LMCN (Yang, Liu, Chen & Lui 2026).
 
 Truth: central finite differences of the instance's oracles and closed forms,
 QuadraticMinimax's closed forms (x*, ∇²P), optimality conditions of P.
@@ -99,7 +100,7 @@ def test_schur_hessian_not_concave_raises():
 # ---------------------------------------------------------------------------
 # MCN / LMCN
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("method, extra", [("mcn", {}), ("lmcn", {}), ("lmcn", {"m": 2}), ("lmcn", {"m": 1}),
+@pytest.mark.parametrize("method, extra", [("mcn", {}), ("lmcn", {}), ("lmcn", {"period": 2}), ("lmcn", {"period": 1}),
                                            ("mcn", {"cubic_solver": "lanczos"})])
 def test_converges_to_quadratic_minimiser(qmm, method, extra):
     x0 = 3.0 * np.ones(qmm.dx)
@@ -109,7 +110,7 @@ def test_converges_to_quadratic_minimiser(qmm, method, extra):
     assert res.min_eig == pytest.approx(np.linalg.eigvalsh(qmm.hess_phi(res.x))[0], rel=1e-8)
 
 
-@pytest.mark.parametrize("method, extra", [("mcn", {}), ("lmcn", {}), ("lmcn", {"m": 3})])
+@pytest.mark.parametrize("method, extra", [("mcn", {}), ("lmcn", {}), ("lmcn", {"period": 3})])
 def test_saddle_escape(well, method, extra):
     x0 = np.zeros(well.dx)
     res = br.minimize(well, method, x0, options={"eps": 1e-12, **extra})
@@ -136,7 +137,7 @@ def test_lmcn_m1_is_mcn_bitwise(well, backend):
     x0 = np.random.default_rng(0).standard_normal(well.dx)
     opts = {"maxiter": 10, "eps": 1e-300, "backend": backend}
     a = br.minimize(well, "mcn", x0, options=opts)
-    b = br.minimize(well, "lmcn", x0, options={**opts, "m": 1})
+    b = br.minimize(well, "lmcn", x0, options={**opts, "period": 1})
     np.testing.assert_array_equal(a.x, b.x)
     for key in ("grad_est", "step_norm", "min_eig_est"):
         np.testing.assert_array_equal(a.history[key], b.history[key])
@@ -146,7 +147,7 @@ def test_lmcn_m1_is_mcn_bitwise(well, backend):
 def test_lmcn_counts(well, m):
     K, T = 6, 10
     res = br.minimize(well, "lmcn", 2.0 * np.ones(well.dx),
-                      options={"m": m, "inner_steps": K, "maxiter": T, "eps": 1e-300})
+                      options={"period": m, "inner_steps": K, "maxiter": T, "eps": 1e-300})
     assert res.nit == T
     np.testing.assert_array_equal(np.diff(res.history["calls:grad_f"]), K + 1)
     np.testing.assert_array_equal(np.diff(res.history["calls:hess_f"]), (np.arange(T) % m == 0) * 1)
@@ -167,8 +168,13 @@ def test_bad_input(well, method):
 
 def test_bad_period(well):
     for value, exc in [(0, ValueError), (1.5, ValueError), ("2", TypeError)]:
-        with pytest.raises(exc, match=r"options\['m'\]"):
-            br.minimize(well, "lmcn", np.zeros(well.dx), options={"m": value})
+        with pytest.raises(exc, match=r"options\['period'\]"):
+            br.minimize(well, "lmcn", np.zeros(well.dx), options={"period": value})
+
+
+def test_old_period_name_raises_option_error(well):
+    with pytest.raises(br.OptionError, match="period"):
+        br.minimize(well, "lmcn", np.zeros(well.dx), options={"m": 2})
 
 
 def test_mu_y_required(well):
@@ -177,7 +183,10 @@ def test_mu_y_required(well):
             return {}
 
     prob = NoConstants(well.B, well.mu)
-    with pytest.raises(ValueError, match=r"options\['L_y'\]|options\['mu_y'\]"):
-        br.minimize(prob, "mcn", np.zeros(prob.dx))
+    # not reported: estimated from −∇²_yy f = μI with dy counted products (one set for both)
+    res = br.minimize(prob, "mcn", np.zeros(prob.dx), options={"maxiter": 2})
+    assert res.constant_sources == {"L_y": "estimate", "mu_y": "estimate"}
+    assert res.constants["L_y"] == pytest.approx(well.mu) and res.constants["mu_y"] == pytest.approx(well.mu)
+    assert res.history["calls:hvp_yy_f"][0] == prob.dy
     res = br.minimize(prob, "mcn", np.zeros(prob.dx), options={"L_y": 1.0, "mu_y": 1.0, "maxiter": 2})
-    assert res.nit == 2
+    assert res.nit == 2 and res.constant_sources == {"L_y": "option", "mu_y": "option"}

@@ -5,14 +5,15 @@ logistic learn-to-regularize problem (non-quadratic lower level) the exact
 y*(x) by Newton's method to ‖∇_y g‖ ≤ 1e-13 and the implicit-function
 hypergradient with a dense solve (:func:`exact_grad_phi`, itself checked
 against central finite differences of φ(x) = f(x, y*(x))); measured rates as
-log-log slopes (spec nbo_lazy §1, §9).
+log-log slopes (Dong, Yang, Yao & Zhang 2025: the y error after a Newton step is
+quadratic; the error of d_k stays first order, see bilevel_ref.algorithms.curvature).
 """
 import numpy as np
 import pytest
 
 from _fd import fd_gradient
 from _truth import exact_grad_phi, exact_y_star, implicit_hypergradient
-from bilevel_ref import minimize
+from bilevel_ref import OptionError, minimize
 from bilevel_ref import get_method
 from bilevel_ref.oracles import OracleCounter
 from bilevel_ref.problems.quadratic import quadratic_bilevel
@@ -43,12 +44,12 @@ def test_exact_grad_phi_matches_finite_differences(logistic):
 
 
 # ---------------------------------------------------------------------------
-# quadratic lower level: Newton is exact (spec §9.1)
+# quadratic lower level: Newton is exact
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("inner, T", [("cg", 6), ("gd", 600)])
 def test_exact_newton_step_on_quadratic(quad, inner, T, rng):
     x0, y0 = rng.standard_normal(5), rng.standard_normal(6)
-    s = _solver(quad, x0, y0, {"inner": inner, "T": T, "cg_rtol": 1e-14, "beta": 1.0 / quad.L_g})
+    s = _solver(quad, x0, y0, {"inner": inner, "linsys_steps": T, "linsys_rtol": 1e-14, "step_v": 1.0 / quad.L_g})
     s.step(0)
     np.testing.assert_allclose(s.y, quad.y_star(x0), rtol=1e-10, atol=1e-12)
     # u_1 = A⁻¹ ∇_y f(x_0, y_0): the right-hand side at the OLD y
@@ -59,17 +60,19 @@ def test_exact_newton_step_on_quadratic(quad, inner, T, rng):
 def test_exact_newton_hypergradient_is_exact_from_y_star(quad, rng):
     x0 = rng.standard_normal(5)
     alpha = 0.5
-    s = _solver(quad, x0, quad.y_star(x0), {"inner": "cg", "T": 6, "cg_rtol": 1e-14, "alpha": alpha})
+    s = _solver(quad, x0, quad.y_star(x0), {"inner": "cg", "linsys_steps": 6, "linsys_rtol": 1e-14,
+                                            "step_x": alpha})
     s.step(0)
     np.testing.assert_allclose((x0 - s.x) / alpha, quad.grad_phi(x0), rtol=1e-10, atol=1e-12)
     # ... but not in general (y_0 ≠ y*): d uses ∇_y f at the old y
-    s = _solver(quad, x0, quad.y_star(x0) + 0.1, {"inner": "cg", "T": 6, "cg_rtol": 1e-14, "alpha": alpha})
+    s = _solver(quad, x0, quad.y_star(x0) + 0.1, {"inner": "cg", "linsys_steps": 6, "linsys_rtol": 1e-14,
+                                                  "step_x": alpha})
     s.step(0)
     assert np.linalg.norm((x0 - s.x) / alpha - quad.grad_phi(x0)) > 1e-4
 
 
 # ---------------------------------------------------------------------------
-# non-quadratic lower level: slopes 2 / 2 / 1 (spec §1, §9.3)
+# non-quadratic lower level: slopes 2 / 2 / 1
 # ---------------------------------------------------------------------------
 def test_error_orders_on_logistic_lower_level(logistic, rng):
     x = np.linspace(-1.0, 0.5, 10)
@@ -81,7 +84,7 @@ def test_error_orders_on_logistic_lower_level(logistic, rng):
     err_y, err_h, err_d = [], [], []
     for delta in deltas:
         s = _solver(logistic, x, y_st + delta * direction,
-                    {"inner": "cg", "T": 10, "cg_rtol": 1e-15, "alpha": 1.0})
+                    {"inner": "cg", "linsys_steps": 10, "linsys_rtol": 1e-15, "step_x": 1.0})
         s.step(0)
         err_y.append(np.linalg.norm(s.y - y_st))
         # hypergradient with the exact u at the Newton-updated y
@@ -98,8 +101,8 @@ def test_error_orders_on_logistic_lower_level(logistic, rng):
 # T = 0 is SOBA; counts
 # ---------------------------------------------------------------------------
 def test_gd_T0_old_equals_soba_bit_for_bit(quad, logistic):
-    steps = {"schedule": "constant", "step_y": 0.5, "step_z": 0.5, "step_x": 0.1}
-    nbo = {"T": 0, "eval_at": "old", "beta": 0.5, "alpha": 0.1}
+    steps = {"schedule": "constant", "step_y": 0.5, "step_v": 0.5, "step_x": 0.1}
+    nbo = {"linsys_steps": 0, "eval_at": "old", "step_v": 0.5, "step_x": 0.1}
     for problem, x0, extra in ((quad, np.ones(5), {}), (logistic, np.zeros(10), {"batch_size": 16})):
         a = minimize(problem, "soba", x0, seed=2, options={**steps, **extra, "maxiter": 200})
         b = minimize(problem, "nbo", x0, seed=2, options={**nbo, **extra, "maxiter": 200})
@@ -109,9 +112,11 @@ def test_gd_T0_old_equals_soba_bit_for_bit(quad, logistic):
 
 def test_sqrt_schedule_damps_like_soba(quad):
     # T = 0, eval_at="old": y, u, x steps scaled by 1/sqrt(k+1), as SOBA's benchopt schedule
-    a = minimize(quad, "soba", np.ones(5), options={"step_size": 0.5, "outer_ratio": 5.0, "maxiter": 50})
-    b = minimize(quad, "nbo", np.ones(5), options={"T": 0, "eval_at": "old", "beta": 0.5, "alpha": 0.1,
-                                                   "schedule": "sqrt", "maxiter": 50})
+    # soba's old defaults made explicit: schedule "sqrt", c = 0.5 on y and z, x step c/r = 0.5/5
+    a = minimize(quad, "soba", np.ones(5), options={"schedule": "sqrt", "step_y": 0.5, "step_v": 0.5,
+                                                    "step_x": 0.5 / 5.0, "maxiter": 50})
+    b = minimize(quad, "nbo", np.ones(5), options={"linsys_steps": 0, "eval_at": "old", "step_v": 0.5,
+                                                   "step_x": 0.1, "schedule": "sqrt", "maxiter": 50})
     np.testing.assert_allclose(b.x, a.x, rtol=1e-12)
     np.testing.assert_allclose(b.y, a.y, rtol=1e-12)
 
@@ -120,7 +125,7 @@ def test_sqrt_schedule_damps_like_soba(quad):
 @pytest.mark.parametrize("eval_at", ["new", "old"])
 def test_counts_gd(quad, T, eval_at):
     K = 6
-    res = minimize(quad, "nbo", np.ones(5), options={"T": T, "eval_at": eval_at, "maxiter": K})
+    res = minimize(quad, "nbo", np.ones(5), options={"linsys_steps": T, "eval_at": eval_at, "maxiter": K})
     c = res.oracle_calls
     assert c["grad_g"] == K
     assert c["grad_f"] == K * (2 if eval_at == "new" else 1)
@@ -131,15 +136,16 @@ def test_counts_gd(quad, T, eval_at):
 
 @pytest.mark.parametrize("T", [1, 2, 4])
 def test_counts_cg(quad, T):
-    # cg_rtol = 0: no early stop, exactly T CG iterations per system
-    res = minimize(quad, "nbo", np.ones(5), options={"inner": "cg", "T": T, "cg_rtol": 0.0, "maxiter": 5})
+    # linsys_rtol = 0: no early stop, exactly T CG iterations per system
+    res = minimize(quad, "nbo", np.ones(5), options={"inner": "cg", "linsys_steps": T, "linsys_rtol": 0.0,
+                                                     "maxiter": 5})
     c = res.oracle_calls
     assert (c["grad_g"], c["grad_f"], c["hvp_yy_g"], c["cross_g"]) == (5, 10, 5 * (1 + 2 * T), 5)
 
 
 def test_default_T(quad):
     assert minimize(quad, "nbo", np.ones(5), options={"maxiter": 1}).oracle_calls["hvp_yy_g"] == 3
-    res = minimize(quad, "nbo", np.ones(5), options={"maxiter": 1, "inner": "cg", "cg_rtol": 0.0})
+    res = minimize(quad, "nbo", np.ones(5), options={"maxiter": 1, "inner": "cg", "linsys_rtol": 0.0})
     assert res.oracle_calls["hvp_yy_g"] == 11
 
 
@@ -147,7 +153,7 @@ def test_warmup_steps(quad):
     res = minimize(quad, "nbo", np.ones(5), options={"maxiter": 3, "warmup_steps": 4})
     assert res.oracle_calls["grad_g"] == 3 + 4
     # the warm-up is GD on g(x_0, ·): from y0 = 0 with β = 1/L_g
-    s = _solver(quad, np.ones(5), np.zeros(6), {"warmup_steps": 2, "T": 0, "alpha": 1e-300})
+    s = _solver(quad, np.ones(5), np.zeros(6), {"warmup_steps": 2, "linsys_steps": 0, "step_x": 1e-300})
     y = np.zeros(6)
     for _ in range(2):
         y = y - (quad.A @ y + quad.C @ np.ones(5) + quad.a) / quad.L_g
@@ -164,8 +170,9 @@ def test_nbo_cg_not_slower_than_aid(quad, T):
     # AID: 10 GD steps on y (its default) + T CG steps per outer iteration.
     # (With T = 1 CG step AID's 10 y-steps win: 148 vs 145 iterations here.)
     step = 1.0 / quad.constants()["L_phi"]
-    nbo = minimize(quad, "nbo", np.ones(5), options={"inner": "cg", "T": T, "alpha": step, "maxiter": 400})
-    aid = minimize(quad, "aid", np.ones(5), options={"hvp_steps": T, "step_x": step, "gtol": 0.0,
+    nbo = minimize(quad, "nbo", np.ones(5), options={"inner": "cg", "linsys_steps": T, "step_x": step,
+                                                     "maxiter": 400})
+    aid = minimize(quad, "aid", np.ones(5), options={"linsys_steps": T, "step_x": step, "gtol": 0.0,
                                                     "maxiter": 400})
     k_nbo = np.argmax(nbo.history["grad_norm"] <= 1e-8)
     k_aid = np.argmax(aid.history["grad_norm"] <= 1e-8)
@@ -175,7 +182,7 @@ def test_nbo_cg_not_slower_than_aid(quad, T):
 
 @pytest.mark.parametrize("inner", ["gd", "cg"])
 def test_deterministic_convergence(quad, inner):
-    res = minimize(quad, "nbo", np.ones(5), options={"inner": inner, "alpha": 1.0 / quad.constants()["L_phi"],
+    res = minimize(quad, "nbo", np.ones(5), options={"inner": inner, "step_x": 1.0 / quad.constants()["L_phi"],
                                                      "maxiter": 400})
     assert res.grad_norm <= 1e-8
 
@@ -195,8 +202,8 @@ def test_stochastic_batches_and_counts(logistic):
 
 def test_shared_hessian_batch_means_same_H(logistic):
     # with one shared batch and exact CG, v and w solve systems with the same minibatch H
-    s = _solver(logistic, np.zeros(10), np.zeros(10), {"batch_size": 8, "inner": "cg", "T": 10,
-                                                       "cg_rtol": 1e-15})
+    s = _solver(logistic, np.zeros(10), np.zeros(10), {"batch_size": 8, "inner": "cg", "linsys_steps": 10,
+                                                       "linsys_rtol": 1e-15})
     draws = []
     sample = s.problem.sample
     s.problem.sample = lambda rng, size, level: draws.append(sample(rng, size, level)) or draws[-1]
@@ -208,7 +215,7 @@ def test_shared_hessian_batch_means_same_H(logistic):
 
 
 def test_full_batch_equals_deterministic(logistic):
-    opts = {"maxiter": 10, "alpha": 1.0}
+    opts = {"maxiter": 10, "step_x": 1.0}
     det = minimize(logistic, "nbo", np.zeros(10), options=opts)
     full = minimize(logistic, "nbo", np.zeros(10), options={**opts, "batch_size": 200})
     np.testing.assert_allclose(full.x, det.x, rtol=1e-10, atol=1e-13)
@@ -217,7 +224,7 @@ def test_full_batch_equals_deterministic(logistic):
 def test_stochastic_decrease_and_determinism(logistic):
     x0 = np.zeros(10)
     g0 = np.linalg.norm(exact_grad_phi(logistic, x0))
-    opts = {"maxiter": 3000, "batch_size": 64, "alpha": 2.0, "history_every": 3000}
+    opts = {"maxiter": 3000, "batch_size": 64, "step_x": 2.0, "history_every": 3000}
     for seed in range(5):
         res = minimize(logistic, "nbo", x0, seed=seed, options=opts)
         assert np.linalg.norm(exact_grad_phi(logistic, res.x)) <= 0.1 * g0, seed
@@ -229,15 +236,22 @@ def test_stochastic_decrease_and_determinism(logistic):
 # bad input
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("options, error, match", [
-    ({"T": -1}, ValueError, "'T'"),
-    ({"T": 1.5}, TypeError, "'T'"),
+    ({"linsys_steps": -1}, ValueError, "'linsys_steps'"),
+    ({"linsys_steps": 1.5}, TypeError, "'linsys_steps'"),
     ({"inner": "newton"}, ValueError, "inner"),
     ({"eval_at": "middle"}, ValueError, "eval_at"),
-    ({"alpha": 0.0}, ValueError, "alpha"),
-    ({"beta": -1.0}, ValueError, "beta"),
+    ({"step_x": 0.0}, ValueError, "step_x"),
+    ({"step_v": -1.0}, ValueError, "step_v"),
     ({"warmup_steps": -2}, ValueError, "warmup_steps"),
     ({"share_hessian_batch": 1}, TypeError, "share_hessian_batch"),
 ])
 def test_bad_options(quad, options, error, match):
     with pytest.raises(error, match=match):
         minimize(quad, "nbo", np.ones(5), options=options)
+
+
+@pytest.mark.parametrize("old, new", [("T", "linsys_steps"), ("alpha", "step_x"), ("beta", "step_v"),
+                                      ("cg_rtol", "linsys_rtol")])
+def test_old_option_names_raise_option_error(quad, old, new):
+    with pytest.raises(OptionError, match=new):
+        minimize(quad, "nbo", np.ones(5), options={old: 1})

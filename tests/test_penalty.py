@@ -1,4 +1,5 @@
-"""Penalty hyper-objective estimators (second_order spec §2): gradient, dense Hessian, HVP form.
+"""Penalty hyper-objective estimators (F2BA gradient; FSBA/IFSBA Hessian, Yang, Liu, Chen & Lui 2026):
+gradient, dense Hessian, HVP form.
 
 Truth: the closed forms of QuadraticBilevel / QuarticQuadraticBilevel
 (y*_λ, y*, ∇L*_λ, ∇²L*_λ, ∇²φ), central finite differences, and the O(1/λ)
@@ -49,7 +50,7 @@ def test_exact_points_give_closed_forms_quartic(quartic, rng, lam):
     x = rng.standard_normal(quartic.dx)
     H = penalty_hessian(quartic, x, quartic.y_star_penalty(x, lam), quartic.y_star(x), lam)
     err = np.linalg.norm(H - quartic.hess_penalty(x, lam))
-    # spec §2.2: the O(λ) cancellation error at exact points is <= 1e-8·λ·‖H‖
+    # the two Schur complements are O(λ) and cancel: at exact points the error is <= 1e-8·λ·‖H‖
     assert err <= 1e-8 * lam * np.linalg.norm(H)
     assert err <= 1e-9 * np.linalg.norm(H) * max(1.0, lam / 1e3)
 
@@ -122,7 +123,7 @@ def test_dense_hessian_oracle_counts(quad, rng):
 
 
 def test_hvp_oracle_counts_per_product(rng):
-    """Spec §2.3: one each of the six (x, y) products and three (x, w) products, K' hvp_yy per solve,
+    """One H·v of the IFSBA operator: one each of the six (x, y) products and three (x, w) products, K' hvp_yy per solve,
     plus one hvp_yy of each kind for a warm start's initial residual."""
     prob = make_quadratic(6, 9, seed=1)
     counter = OracleCounter(prob)
@@ -175,7 +176,7 @@ def test_operator_bad_input(quad):
 
 
 # ---------------------------------------------------------------------------
-# non-quadratic: data hyper-cleaning (spec §9.3)
+# non-quadratic: data hyper-cleaning
 # ---------------------------------------------------------------------------
 def _newton_argmin(grad, hess, y, tol=1e-14, maxiter=50):
     """Minimiser of a smooth strongly convex function by Newton's method (to ‖∇‖ <= tol·max(1, ‖∇₀‖))."""

@@ -1,4 +1,4 @@
-"""Learn-to-regularize (problems.md §4): every oracle vs central finite differences.
+"""Learn-to-regularize (benchopt ijcnn1 / F2SA-p l2reg set-ups): every oracle vs central finite differences.
 
 Truth: finite differences of the values (tests/_fd.py), the closed forms of
 the penalty derivatives, and ``minibatch with all ids == full oracle``.
@@ -98,7 +98,7 @@ def test_batch_subset_is_the_subset_mean(rng):
 
 
 def test_binary_formulas_of_the_spec(rng):
-    # §4.1 with reg="exp": ∇²_xy g = diag(e^x ⊙ y), ∇²_yy g = (1/n)Xᵀdiag(σσ)X + diag(e^x)
+    # binary logistic, per-feature penalty reg="exp": ∇²_xy g = diag(e^x ⊙ y), ∇²_yy g = (1/n)Xᵀdiag(σσ)X + diag(e^x)
     p = make_logistic_regularization(25, 10, 4, seed=7)
     x, y = _point(p, rng)
     hxx, hxy, hyy = p.hess_g(x, y)

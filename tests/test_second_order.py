@@ -1,8 +1,9 @@
-"""FSBA, LFSBA, IFSBA (second_order spec §4–§5, tests §9).
+"""FSBA, LFSBA, IFSBA (Yang, Liu, Chen & Lui 2026).
 
 Truth: closed forms of the quadratic and quartic–quadratic problems (∇φ, ∇²φ,
 y*_λ, ∇²L*_λ), cubic-Newton theory (quadratic local rate, sufficient decrease
-(M/12)‖s‖³), the spec's per-iteration oracle counts.
+(M/12)‖s‖³), the per-iteration oracle counts documented in
+bilevel_ref.algorithms.second_order.
 """
 import math
 
@@ -32,7 +33,7 @@ def _penalty_value(prob, x, lam):
 # ---------------------------------------------------------------------------
 # second-order escape from a strict saddle
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("method, extra", [("fsba", {}), ("lfsba", {}), ("lfsba", {"m": 3}),
+@pytest.mark.parametrize("method, extra", [("fsba", {}), ("lfsba", {}), ("lfsba", {"period": 3}),
                                            ("ifsba", {"eps": 1e-8, "cubic_steps": 300})])
 def test_saddle_escape_from_exact_saddle(quartic, method, extra):
     x0 = np.zeros(quartic.dx)
@@ -70,7 +71,7 @@ def test_result_min_eig_is_that_of_the_estimate(quad):
 def test_lfsba_hessian_count_is_ceil_T_over_m(quad, m):
     T = 17
     res = br.minimize(quad, "lfsba", np.full(quad.dx, 3.0),
-                      options={"m": m, "maxiter": T, "eps": 1e-300, "inner_steps": 5})
+                      options={"period": m, "maxiter": T, "eps": 1e-300, "inner_steps": 5})
     assert res.nit == T
     assert res.oracle_calls["hess_f"] == math.ceil(T / m)
     assert res.oracle_calls["hess_g"] == 2 * math.ceil(T / m)
@@ -88,7 +89,7 @@ def test_lfsba_m1_is_fsba_bitwise(quartic, backend):
     x0 = np.random.default_rng(5).standard_normal(quartic.dx)
     opts = {"lam": 1e3, "maxiter": 12, "eps": 1e-300, "backend": backend}
     a = br.minimize(quartic, "fsba", x0, options=opts)
-    b = br.minimize(quartic, "lfsba", x0, options={**opts, "m": 1})
+    b = br.minimize(quartic, "lfsba", x0, options={**opts, "period": 1})
     np.testing.assert_array_equal(a.x, b.x)
     np.testing.assert_array_equal(a.y, b.y)
     for key in ("grad_est", "step_norm", "min_eig_est", "grad_norm"):
@@ -98,14 +99,14 @@ def test_lfsba_m1_is_fsba_bitwise(quartic, backend):
 
 def test_m_scale_with_m(quad):
     x0 = np.full(quad.dx, 3.0)
-    a = br.minimize(quad, "lfsba", x0, options={"m": 3, "M": 30.0, "maxiter": 4, "eps": 1e-300})
-    b = br.minimize(quad, "lfsba", x0, options={"m": 3, "M": 10.0, "M_scale_with_m": True,
+    a = br.minimize(quad, "lfsba", x0, options={"period": 3, "M": 30.0, "maxiter": 4, "eps": 1e-300})
+    b = br.minimize(quad, "lfsba", x0, options={"period": 3, "M": 10.0, "M_scale_with_m": True,
                                                  "maxiter": 4, "eps": 1e-300})
     np.testing.assert_array_equal(a.x, b.x)
 
 
 # ---------------------------------------------------------------------------
-# oracle counts per iteration (spec §4)
+# oracle counts per iteration (as documented in bilevel_ref.algorithms.second_order)
 # ---------------------------------------------------------------------------
 def _per_iteration(res, kind):
     return np.diff(res.history[f"calls:{kind}"])
@@ -116,10 +117,10 @@ def test_per_iteration_counts(quartic, method):
     K, T, m = 7, 6, 4
     opts = {"lam": 1e3, "inner_steps": K, "maxiter": T, "eps": 1e-300}
     if method == "lfsba":
-        opts["m"] = m
+        opts["period"] = m
     res = br.minimize(quartic, method, np.full(quartic.dx, 0.3), options=opts)
-    # setup: L_f is not reported by this problem -> 20 counted power iterations on ∇²_yy f
-    assert res.history["calls:hvp_yy_f"][0] == 20
+    # setup: L_f is not reported by this problem -> its spectrum from dy counted products of ∇²_yy f
+    assert res.history["calls:hvp_yy_f"][0] == quartic.dy
     assert res.history["calls:hess_f"][0] == 0
     np.testing.assert_array_equal(_per_iteration(res, "grad_f"), K + 1)
     np.testing.assert_array_equal(_per_iteration(res, "grad_g"), 2 * K + 2)
@@ -131,11 +132,11 @@ def test_per_iteration_counts(quartic, method):
 
 
 def test_ifsba_counts_cauchy_branch(quad):
-    """Far from stationarity (‖G‖ >= L²/M): Cauchy step, two H·v (GᵀCG and Δ), spec §2.3 costs each."""
+    """Far from stationarity (‖G‖ >= L²/M): Cauchy step, two H·v (GᵀCG and Δ), each one IFSBA operator product."""
     k = 3
     res = br.minimize(quad, "ifsba", np.full(quad.dx, 50.0),
                       options={"lam": 10.0, "M": 1e3, "L": 1.0, "maxiter": 1, "inner_steps": 4,
-                               "hvp_inner_steps": k, "hvp_inner_tol": 0.0, "L_f": 2.0})
+                               "linsys_steps": k, "linsys_rtol": 0.0, "L_f": 2.0})
     calls = res.oracle_calls
     P = 2
     assert res.history["hvp_products"][-1] == P
@@ -153,7 +154,7 @@ def test_ifsba_counts_gd_branch(quartic):
     k, Kc = 3, 5
     res = br.minimize(quartic, "ifsba", np.zeros(quartic.dx),
                       options={"lam": 10.0, "L": 3.0, "L_f": 1.0, "maxiter": 1, "inner_steps": 2,
-                               "cubic_steps": Kc, "hvp_inner_steps": k, "hvp_inner_tol": 0.0})
+                               "cubic_steps": Kc, "linsys_steps": k, "linsys_rtol": 0.0})
     calls, P = res.oracle_calls, Kc + 1
     assert res.history["hvp_products"][-1] == P
     assert calls["hvp_xx_f"] == P and calls["cross_g"] == 2 * P
@@ -191,7 +192,7 @@ def test_fsba_local_quadratic_convergence(quad):
 
 
 def test_exact_cubic_steps_sufficient_decrease():
-    """Spec §9.5: L*_λ(x_t) − L*_λ(x_{t+1}) >= (M/12)‖s_t‖³ when M >= the Hessian-Lipschitz constant."""
+    """Nesterov & Polyak 2006: L*_λ(x_t) − L*_λ(x_{t+1}) >= (M/12)‖s_t‖³ when M >= the Hessian-Lipschitz constant."""
     prob = make_quartic_quadratic(4, 4, seed=7)
     lam, M = 100.0, 20.0  # ∇²L*_λ = diag(3x²−1) + const is 6‖x‖_∞-Lipschitz; iterates stay in |x_i| <= 1.5
     x0 = np.array([1.2, -0.9, 0.05, 1.4])
@@ -259,10 +260,10 @@ def test_ifsba_deterministic_given_seed(quartic):
 # bad input
 # ---------------------------------------------------------------------------
 class _WithConstants(QuarticQuadraticBilevel):
-    """A user problem reporting ℓ and μ (spec §2: lam must be >= 2ℓ/μ)."""
+    """A user problem reporting ℓ and μ (lam must be >= 2ℓ/μ: FSBA paper Lemma B.2, after Kwon et al. 2023 Lemma 3.2)."""
 
     def constants(self):
-        return {"ell": 5.0, "mu": 0.5, "mu_g": 0.5, "L_g": 2.0, "L_f": 1.0}
+        return {"ell": 5.0, "mu_g": 0.5, "L_g": 2.0, "L_f": 1.0}
 
 
 @pytest.mark.parametrize("method", ["fsba", "lfsba", "ifsba"])
@@ -278,8 +279,18 @@ def test_bad_common_options(quartic, method, option, value, exc):
 @pytest.mark.parametrize("value, exc", [(0, ValueError), (-2, ValueError), (2.5, ValueError), (3.0, ValueError),
                                         ("5", TypeError), (True, TypeError)])
 def test_bad_period(quartic, value, exc):
-    with pytest.raises(exc, match=r"options\['m'\]"):
-        br.minimize(quartic, "lfsba", np.zeros(quartic.dx), options={"m": value})
+    with pytest.raises(exc, match=r"options\['period'\]"):
+        br.minimize(quartic, "lfsba", np.zeros(quartic.dx), options={"period": value})
+
+
+@pytest.mark.parametrize("method, old, value, new", [
+    ("lfsba", "m", 3, "period"), ("ifsba", "hvp_inner_steps", 5, "linsys_steps"),
+    ("ifsba", "hvp_inner_tol", 0.0, "linsys_rtol"), ("ifsba", "hvp_inner_solver", "cg", "linsys_solver"),
+    ("ifsba", "hvp_warm_start", False, "linsys_warm_start"),
+])
+def test_old_option_names_raise_option_error(quartic, method, old, value, new):
+    with pytest.raises(br.OptionError, match=new):
+        br.minimize(quartic, method, np.zeros(quartic.dx), options={old: value})
 
 
 def test_bad_cubic_solver_and_lambda_threshold(quartic):
@@ -308,11 +319,14 @@ def test_mu_g_required_without_constants(quartic):
             return {}
 
     prob = NoConstants(quartic.A, quartic.C)
-    with pytest.raises(ValueError, match=r"options\['mu_g'\]"):
-        br.minimize(prob, "fsba", np.zeros(prob.dx))
-    # with μ given, L_g and L_f come from counted power iterations
+    # not reported: μ_g, L_g from one counted spectrum of ∇²_yy g (dy products), L_f from ∇²_yy f
+    res = br.minimize(prob, "fsba", np.zeros(prob.dx), options={"maxiter": 1})
+    assert res.constant_sources == {"mu_g": "estimate", "L_g": "estimate", "L_f": "estimate"}
+    assert res.constants["mu_g"] == pytest.approx(quartic.mu_g)
+    assert res.history["calls:hvp_yy_g"][0] == prob.dy and res.history["calls:hvp_yy_f"][0] == prob.dy
+    # with μ given, only the other two are estimated
     res = br.minimize(prob, "fsba", np.zeros(prob.dx), options={"mu_g": quartic.mu_g, "maxiter": 1})
-    assert res.history["calls:hvp_yy_g"][0] == 20 and res.history["calls:hvp_yy_f"][0] == 20
+    assert res.constant_sources["mu_g"] == "option"
 
 
 # ---------------------------------------------------------------------------

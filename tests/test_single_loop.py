@@ -10,7 +10,7 @@ identity.
 import numpy as np
 import pytest
 
-from bilevel_ref import minimize
+from bilevel_ref import OptionError, minimize
 from bilevel_ref.algorithms.single_loop import _contiguous_batches, _SagaMemory
 from bilevel_ref.problems.quadratic import quadratic_bilevel
 from bilevel_ref.problems.regularization import make_logistic_regularization
@@ -28,7 +28,8 @@ def logistic():
 
 
 def _manual(pb, x, y, iters, steps, schedule, theta=None):
-    """SOBA / MA-SOBA written out with the quadratic's matrices (spec first_order §7, nbo_lazy §5)."""
+    """SOBA / MA-SOBA written out with the quadratic's matrices (Dagréou et al. 2022; MA-SOBA's
+    moving average as reconstructed in bilevel_ref.algorithms.single_loop)."""
     rho_y, rho_z, gamma = steps
     z = np.zeros(pb.dy)
     h_bar = None
@@ -45,8 +46,9 @@ def _manual(pb, x, y, iters, steps, schedule, theta=None):
 
 def test_soba_matches_written_out_update_with_benchopt_schedule(quad):
     x0, y0 = np.linspace(-1, 1, 4), np.linspace(0.5, -0.5, 6)
-    res = minimize(quad, "soba", x0, options={"maxiter": 5, "step_size": 0.3, "outer_ratio": 2.0,
-                                              "y0": y0})
+    # soba's old defaults made explicit: schedule "sqrt", c = 0.3 on y and z, x step c/r = 0.3/2
+    res = minimize(quad, "soba", x0, options={"maxiter": 5, "schedule": "sqrt", "step_y": 0.3,
+                                              "step_v": 0.3, "step_x": 0.3 / 2.0, "y0": y0})
     x, y = _manual(quad, x0, y0, 5, (0.3, 0.3, 0.15), "sqrt")
     np.testing.assert_allclose(res.x, x, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(res.y, y, rtol=1e-13, atol=1e-15)
@@ -55,7 +57,7 @@ def test_soba_matches_written_out_update_with_benchopt_schedule(quad):
 def test_step_overrides(quad):
     x0 = np.ones(4)
     res = minimize(quad, "soba", x0, options={"maxiter": 4, "schedule": "constant", "step_y": 0.5,
-                                              "step_z": 0.7, "step_x": 0.2})
+                                              "step_v": 0.7, "step_x": 0.2})
     x, y = _manual(quad, x0, np.zeros(6), 4, (0.5, 0.7, 0.2), "constant")
     np.testing.assert_allclose(res.x, x, rtol=1e-13)
     np.testing.assert_allclose(res.y, y, rtol=1e-13)
@@ -63,8 +65,9 @@ def test_step_overrides(quad):
 
 def test_ma_soba_matches_written_out_moving_average(quad):
     x0 = np.ones(4)
-    res = minimize(quad, "ma_soba", x0, options={"maxiter": 6, "step_size": 0.5, "outer_ratio": 4.0,
-                                                 "theta": 0.3})
+    # momentum = 1 - θ; the transcription keeps θ: equal up to rounding, compared at rtol 1e-13
+    res = minimize(quad, "ma_soba", x0, options={"maxiter": 6, "step_y": 0.5, "step_v": 0.5,
+                                                 "step_x": 0.5 / 4.0, "momentum": 1 - 0.3})
     x, y = _manual(quad, x0, np.zeros(6), 6, (0.5, 0.5, 0.125), "constant", theta=0.3)
     np.testing.assert_allclose(res.x, x, rtol=1e-13)
     np.testing.assert_allclose(res.y, y, rtol=1e-13)
@@ -74,7 +77,8 @@ def test_ma_soba_matches_written_out_moving_average(quad):
 def test_deterministic_convergence_on_quadratic(quad, method):
     L_phi = quad.constants()["L_phi"]
     res = minimize(quad, method, np.ones(4), options={
-        "maxiter": 3000, "schedule": "constant", "step_size": 0.5, "outer_ratio": 0.5 * L_phi})
+        "maxiter": 3000, "schedule": "constant", "step_y": 0.5, "step_v": 0.5,
+        "step_x": 0.5 / (0.5 * L_phi)})
     assert res.grad_norm <= 1e-6  # closed-form ∇φ
 
 
@@ -121,7 +125,7 @@ def test_saga_estimate_is_unbiased_with_short_last_batch(rng):
 
 def test_full_batch_equals_deterministic(logistic):
     x0 = np.zeros(10)
-    opts = {"maxiter": 20, "schedule": "constant", "step_size": 0.5}
+    opts = {"maxiter": 20, "schedule": "constant", "step_y": 0.5, "step_v": 0.5, "step_x": 0.5}
     for method in ("soba", "saba"):
         det = minimize(logistic, method, x0, options=opts)
         full = minimize(logistic, method, x0, options={**opts, "batch_size": 200})
@@ -152,18 +156,18 @@ def test_stochastic_decrease_five_seeds(logistic, method, step_yz, step_x):
     g0 = np.linalg.norm(exact_grad_phi(logistic, x0))
     for seed in range(5):
         res = minimize(logistic, method, x0, seed=seed, options={
-            "maxiter": 3000, "batch_size": 64, "schedule": "constant", "step_size": step_yz,
-            "step_x": step_x, "history_every": 3000})
+            "maxiter": 3000, "batch_size": 64, "schedule": "constant", "step_y": step_yz,
+            "step_v": step_yz, "step_x": step_x, "history_every": 3000})
         assert np.linalg.norm(exact_grad_phi(logistic, res.x)) <= 0.1 * g0, (method, seed)
 
 
 @pytest.mark.parametrize("options, error, match", [
-    ({"step_size": 0.0}, ValueError, "step_size"),
+    ({"step_y": 0.0}, ValueError, "step_y"),
     ({"step_x": -1.0}, ValueError, "step_x"),
-    ({"outer_ratio": 0}, ValueError, "outer_ratio"),
+    ({"step_v": 0}, ValueError, "step_v"),
     ({"batch_size": 0}, ValueError, "batch_size"),
     ({"schedule": "linear"}, ValueError, "schedule"),
-    ({"step_size": "big"}, TypeError, "step_size"),
+    ({"step_y": "big"}, TypeError, "step_y"),
 ])
 def test_bad_options(quad, options, error, match):
     with pytest.raises(error, match=match):
@@ -171,10 +175,19 @@ def test_bad_options(quad, options, error, match):
 
 
 def test_bad_options_ma_saba(quad):
-    with pytest.raises(ValueError, match="theta"):
-        minimize(quad, "ma_soba", np.ones(4), options={"theta": 1.5})
+    with pytest.raises(ValueError, match="momentum"):
+        minimize(quad, "ma_soba", np.ones(4), options={"momentum": 1 - 1.5})
     with pytest.raises(ValueError, match="memory_init"):
         minimize(quad, "saba", np.ones(4), options={"memory_init": "random"})
+
+
+@pytest.mark.parametrize("method, old, new", [
+    ("soba", "step_size", "step_y"), ("soba", "outer_ratio", "step_x"), ("soba", "step_z", "step_v"),
+    ("saba", "step_size", "step_y"), ("ma_soba", "theta", "momentum"),
+])
+def test_old_option_names_raise_option_error(quad, method, old, new):
+    with pytest.raises(OptionError, match=new):
+        minimize(quad, method, np.ones(4), options={old: 0.1})
 
 
 def test_minibatches_need_a_stochastic_problem(quad):

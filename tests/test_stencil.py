@@ -1,6 +1,7 @@
 """F2SA-p stencils and the finite-difference hypergradient.
 
-Truth: the published stencil table (spec first_order §1.2, Fornberg 1988), the
+Truth: the published stencil table (Fornberg 1988; F2SA-p, Chen, Li, Chayti & Zhang
+2026, Lemma 3.1 for the O(ν^p) error), the
 central closed form, exact polynomial differentiation in rational arithmetic,
 and the quadratic problem's closed forms (y*_ν by a linear solve, ∇φ exact).
 """
@@ -86,7 +87,7 @@ def test_bad_order():
 
 
 def _rescaled_quadratic(rho_target=0.75, seed=3):
-    """Quadratic with ρ(A⁻¹S) = rho_target (spec §11.2: the ν-series of ℓ_ν has radius 1/ρ)."""
+    """Quadratic with ρ(A⁻¹S) = rho_target (the ν-series of ℓ_ν has radius 1/ρ, so ν·max|j| must stay below it)."""
     q = make_quadratic(4, 5, mu=0.5, L=1.0, seed=seed)
     rho = np.max(np.abs(np.linalg.eigvals(np.linalg.solve(q.A, q.S))))
     return QuadraticBilevel(q.P, q.R, q.S * (rho_target / rho), q.p, q.q, q.A, q.C, q.E, q.a, q.b)

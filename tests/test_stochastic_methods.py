@@ -26,13 +26,14 @@ def logistic():
 STOCHASTIC_RUNS = {
     # The Neumann methods need Q ≈ 50 here: λ_min(∇²_yy g) falls to ≈ 0.16 as the penalties e^x
     # shrink, and Q = 10 terms of step 0.4 leave a (1 − 0.064)^11 ≈ 50% truncation bias.
-    "stocbio": {"step_size": 0.5, "step_v": 0.4, "outer_ratio": 0.025, "neumann_steps": 50, "maxiter": 600,
+    # (x steps written as benchopt's c / r: base step c, outer ratio r)
+    "stocbio": {"step_y": 0.5, "step_v": 0.4, "step_x": 0.5 / 0.025, "linsys_steps": 50, "maxiter": 600,
                 "batch_size": 128},
-    "amigo": {"step_size": 0.5, "outer_ratio": 0.02, "maxiter": 200},
-    "mrbo": {"step_size": 0.5, "step_v": 0.4, "outer_ratio": 0.005, "neumann_steps": 50, "maxiter": 300,
+    "amigo": {"step_y": 0.5, "step_v": 0.5, "step_x": 0.5 / 0.02, "maxiter": 200},
+    "mrbo": {"step_y": 0.5, "step_v": 0.4, "step_x": 0.5 / 0.005, "linsys_steps": 50, "maxiter": 300,
              "batch_size": 128},
-    "vrbo": {"step_size": 0.3, "outer_ratio": 0.006, "period": 10, "maxiter": 150},
-    "f2sa": {"step_size": 0.5, "outer_ratio": 0.01, "lam": 2.0, "maxiter": 400, "batch_size": 128},
+    "vrbo": {"step_y": 0.3, "step_v": 0.3, "step_x": 0.3 / 0.006, "period": 10, "maxiter": 150},
+    "f2sa": {"step_y": 0.5, "step_x": 0.5 / 0.01, "lam": 2.0, "maxiter": 400, "batch_size": 128},
     "f2sa_p": {"step_y": 0.5, "step_x": 30.0, "nu": 0.3, "normalize": False, "maxiter": 200},
     "aid": {"step_y": 0.5, "step_x": 15.0, "maxiter": 300, "batch_size": 128},
     "itd": {"step_y": 0.5, "step_x": 25.0, "warm_start": True, "inner_steps": 20, "maxiter": 200,
@@ -90,12 +91,12 @@ def per_iteration(res):
 
 def test_counts_aid_itd(quad):
     T, K = 3, 4
-    res = br.minimize(quad, "aid", np.zeros(quad.dx), options={"inner_steps": T, "hvp_steps": K,
-                                                              "cg_rtol": 0.0, "maxiter": 3})
+    res = br.minimize(quad, "aid", np.zeros(quad.dx), options={"inner_steps": T, "linsys_steps": K,
+                                                              "linsys_rtol": 0.0, "maxiter": 3})
     # CG from v = 0 costs K products; warm-started, one more for the initial residual
     assert per_iteration(res) == {"grad_g": [T] * 3, "hvp_yy_g": [K, K + 1, K + 1], "cross_g": [1] * 3,
                                   "grad_f": [1] * 3, "samples": [0] * 3}
-    res = br.minimize(quad, "aid", np.zeros(quad.dx), options={"inner": "neumann", "hvp_steps": K,
+    res = br.minimize(quad, "aid", np.zeros(quad.dx), options={"inner": "neumann", "linsys_steps": K,
                                                               "maxiter": 3})
     assert per_iteration(res)["hvp_yy_g"] == [K] * 3
     res = br.minimize(quad, "itd", np.zeros(quad.dx), options={"inner_steps": T + 2, "maxiter": 2})
@@ -109,7 +110,7 @@ def test_counts_aid_itd(quad):
 def test_counts_stochastic_aid_itd(small_logistic):
     b, T, K = 8, 3, 4
     res = br.minimize(small_logistic, "aid", np.zeros(small_logistic.dx), seed=1,
-                      options={"inner_steps": T, "hvp_steps": K, "batch_size": b, "cg_rtol": 0.0,
+                      options={"inner_steps": T, "linsys_steps": K, "batch_size": b, "linsys_rtol": 0.0,
                                "maxiter": 2})
     assert per_iteration(res)["samples"] == [b * (T + 2)] * 2   # T inner + one upper + one lower
     res = br.minimize(small_logistic, "itd", np.zeros(small_logistic.dx), seed=1,
@@ -120,16 +121,17 @@ def test_counts_stochastic_aid_itd(small_logistic):
 def test_counts_stocbio_amigo(small_logistic):
     b, D, Q = 8, 3, 5
     x0 = np.zeros(small_logistic.dx)
-    res = br.minimize(small_logistic, "stocbio", x0, options={"inner_steps": D, "neumann_steps": Q,
+    res = br.minimize(small_logistic, "stocbio", x0, options={"inner_steps": D, "linsys_steps": Q,
                                                              "batch_size": b, "maxiter": 3})
     assert per_iteration(res) == {"grad_g": [D] * 3, "hvp_yy_g": [Q] * 3, "cross_g": [1] * 3,
                                   "grad_f": [1] * 3, "samples": [b * (D + Q + 2)] * 3}
     T = 4
-    res = br.minimize(small_logistic, "amigo", x0, options={"inner_steps": T, "batch_size": b, "maxiter": 3})
+    res = br.minimize(small_logistic, "amigo", x0, options={"inner_steps": T, "linsys_steps": T,
+                                                           "batch_size": b, "maxiter": 3})
     assert per_iteration(res) == {"grad_g": [T] * 3, "hvp_yy_g": [T] * 3, "cross_g": [1] * 3,
                                   "grad_f": [T + 1] * 3, "samples": [b * (3 * T + 2)] * 3}
-    res = br.minimize(small_logistic, "amigo", x0, options={"inner_steps": T, "batch_size": b, "maxiter": 3,
-                                                           "fixed_rhs": True})
+    res = br.minimize(small_logistic, "amigo", x0, options={"inner_steps": T, "linsys_steps": T,
+                                                           "batch_size": b, "maxiter": 3, "fixed_rhs": True})
     assert per_iteration(res)["grad_f"] == [1] * 3
     assert per_iteration(res)["samples"] == [b * (2 * T + 2)] * 3
 
@@ -137,12 +139,12 @@ def test_counts_stocbio_amigo(small_logistic):
 def test_counts_mrbo_vrbo(small_logistic):
     b, Q = 8, 4
     x0 = np.zeros(small_logistic.dx)
-    res = br.minimize(small_logistic, "mrbo", x0, options={"neumann_steps": Q, "batch_size": b, "maxiter": 3})
+    res = br.minimize(small_logistic, "mrbo", x0, options={"linsys_steps": Q, "batch_size": b, "maxiter": 3})
     # first iteration: plain estimates; then the new and the previous point on the same samples
     assert per_iteration(res) == {"grad_g": [1, 2, 2], "hvp_yy_g": [Q, 2 * Q, 2 * Q], "cross_g": [1, 2, 2],
                                   "grad_f": [1, 2, 2], "samples": [b * (Q + 2)] * 3}
     n, P = 3, 2
-    res = br.minimize(small_logistic, "vrbo", x0, options={"neumann_steps": Q, "n_inner": n, "period": P,
+    res = br.minimize(small_logistic, "vrbo", x0, options={"linsys_steps": Q, "inner_steps": n, "period": P,
                                                           "batch_size": b, "maxiter": 4})
     refresh = [1, 0, 1, 0]  # full-batch refresh at k = 0, 2
     counts = per_iteration(res)
@@ -152,7 +154,7 @@ def test_counts_mrbo_vrbo(small_logistic):
     assert counts["hvp_yy_g"] == [2 * n * Q + r * Q for r in refresh]
     assert counts["samples"] == [n * b * (Q + 2)] * 4
     large = 50  # refresh on a large minibatch instead of the full objectives
-    res = br.minimize(small_logistic, "vrbo", x0, options={"neumann_steps": Q, "n_inner": n, "period": P,
+    res = br.minimize(small_logistic, "vrbo", x0, options={"linsys_steps": Q, "inner_steps": n, "period": P,
                                                           "batch_size": b, "large_batch": large, "maxiter": 4})
     assert per_iteration(res)["samples"] == [n * b * (Q + 2) + r * large * (Q + 2) for r in refresh]
 
@@ -170,8 +172,8 @@ def _neumann_hypergradient(q, x, y, eta, Q):
 
 def test_mrbo_deterministic_is_simultaneous_gradient_steps(quad):
     c, r, Q, iters = 0.4, 0.5, 6, 12
-    res = br.minimize(quad, "mrbo", np.zeros(quad.dx), options={"step_size": c, "outer_ratio": r,
-                                                               "neumann_steps": Q, "maxiter": iters})
+    res = br.minimize(quad, "mrbo", np.zeros(quad.dx), options={"step_y": c, "step_v": c, "step_x": c / r,
+                                                               "linsys_steps": Q, "maxiter": iters})
     x, y = np.zeros(quad.dx), np.zeros(quad.dy)
     for k in range(iters):
         u = quad.A @ y + quad.C @ x + quad.a
@@ -183,8 +185,8 @@ def test_mrbo_deterministic_is_simultaneous_gradient_steps(quad):
 
 def test_vrbo_deterministic_is_exact_recursion(quad):
     c, r, Q, n, iters = 0.4, 0.5, 6, 3, 5
-    res = br.minimize(quad, "vrbo", np.zeros(quad.dx), options={"step_size": c, "outer_ratio": r, "period": 4,
-                                                               "neumann_steps": Q, "n_inner": n,
+    res = br.minimize(quad, "vrbo", np.zeros(quad.dx), options={"step_y": c, "step_v": c, "step_x": c / r,
+                                                               "period": 4, "linsys_steps": Q, "inner_steps": n,
                                                                "maxiter": iters})
     x, y = np.zeros(quad.dx), np.zeros(quad.dy)
     for _ in range(iters):
@@ -199,8 +201,9 @@ def test_vrbo_deterministic_is_exact_recursion(quad):
 
 def test_amigo_deterministic_reference(quad):
     c, r, T, iters = 0.5, 0.25, 4, 6
-    res = br.minimize(quad, "amigo", np.zeros(quad.dx), options={"step_size": c, "outer_ratio": r,
-                                                                "inner_steps": T, "maxiter": iters})
+    res = br.minimize(quad, "amigo", np.zeros(quad.dx), options={"step_y": c, "step_v": c, "step_x": c / r,
+                                                                "inner_steps": T, "linsys_steps": T,
+                                                                "maxiter": iters})
     x, y, v = np.zeros(quad.dx), np.zeros(quad.dy), np.zeros(quad.dy)
     for _ in range(iters):
         for _ in range(T):
@@ -220,7 +223,11 @@ STOCHASTIC_METHODS = ("aid", "itd", "stocbio", "amigo", "mrbo", "vrbo")
 @pytest.mark.parametrize("method", STOCHASTIC_METHODS)
 def test_full_batch_equals_deterministic(small_logistic, method):
     x0 = np.zeros(small_logistic.dx)
-    opts = {"maxiter": 8, **({"period": 3, "n_inner": 2} if method == "vrbo" else {})}
+    opts = {"maxiter": 8, **({"period": 3, "inner_steps": 2} if method == "vrbo" else {})}
+    if method in ("aid", "itd"):
+        # the old default x step 0.01, explicit: the new default 1/L_phi is a counted estimate
+        # from the run's generator, so it would differ between the two seeds compared here
+        opts["step_x"] = 0.01
     det = br.minimize(small_logistic, method, x0, options=opts)
     full = br.minimize(small_logistic, method, x0, seed=3, options={**opts, "batch_size": 300})
     assert full.oracle_calls["samples"] > 0
@@ -231,7 +238,7 @@ def test_full_batch_equals_deterministic(small_logistic, method):
 @pytest.mark.parametrize("method", STOCHASTIC_METHODS)
 def test_same_seed_bit_identical_history(small_logistic, method):
     x0 = np.zeros(small_logistic.dx)
-    opts = {"batch_size": 16, "maxiter": 6, **({"period": 3, "n_inner": 2} if method == "vrbo" else {})}
+    opts = {"batch_size": 16, "maxiter": 6, **({"period": 3, "inner_steps": 2} if method == "vrbo" else {})}
     a = br.minimize(small_logistic, method, x0, seed=11, options=opts)
     b = br.minimize(small_logistic, method, x0, seed=11, options=opts)
     c = br.minimize(small_logistic, method, x0, seed=12, options=opts)
@@ -253,12 +260,12 @@ def test_minibatches_need_a_stochastic_problem(quad, method):
 
 
 @pytest.mark.parametrize("method,options,match", [
-    ("stocbio", {"step_size": 0.0}, r"options\['step_size'\] must be > 0"),
-    ("stocbio", {"neumann_steps": -1}, r"options\['neumann_steps'\] must be >= 0"),
+    ("stocbio", {"step_y": 0.0}, r"options\['step_y'\] must be > 0"),
+    ("stocbio", {"linsys_steps": -1}, r"options\['linsys_steps'\] must be >= 0"),
     ("stocbio", {"step_v": -0.1}, r"options\['step_v'\] must be > 0"),
-    ("amigo", {"outer_ratio": 0.0}, r"options\['outer_ratio'\] must be > 0"),
+    ("amigo", {"step_x": 0.0}, r"options\['step_x'\] must be > 0"),
     ("mrbo", {"eta": -1.0}, r"options\['eta'\] must be > 0"),
-    ("vrbo", {"n_inner": 0}, r"options\['n_inner'\] must be >= 1"),
+    ("vrbo", {"inner_steps": 0}, r"options\['inner_steps'\] must be >= 1"),
     ("vrbo", {"period": 0}, r"options\['period'\] must be >= 1"),
     ("vrbo", {"large_batch": 100}, r"options\['large_batch'\] needs a stochastic problem"),
     ("aid", {"batch_size": 0}, r"options\['batch_size'\] must be >= 1"),
@@ -267,3 +274,15 @@ def test_minibatches_need_a_stochastic_problem(quad, method):
 def test_bad_options(quad, method, options, match):
     with pytest.raises(ValueError, match=match):
         br.minimize(quad, method, np.zeros(quad.dx), options=options)
+
+
+@pytest.mark.parametrize("method,old,new", [
+    ("aid", "hvp_steps", "linsys_steps"), ("aid", "cg_rtol", "linsys_rtol"),
+    ("stocbio", "neumann_steps", "linsys_steps"), ("mrbo", "neumann_steps", "linsys_steps"),
+    ("vrbo", "neumann_steps", "linsys_steps"), ("vrbo", "n_inner", "inner_steps"),
+    ("stocbio", "step_size", "step_y"), ("amigo", "outer_ratio", "step_x"),
+    ("mrbo", "step_size", "step_y"), ("vrbo", "outer_ratio", "step_x"),
+])
+def test_old_option_names_raise_option_error(quad, method, old, new):
+    with pytest.raises(br.OptionError, match=new):
+        br.minimize(quad, method, np.zeros(quad.dx), options={old: 1})

@@ -84,7 +84,7 @@ class LMCNPeriod:
 
     def _run(self, m):
         return br.minimize(self.problem, "lmcn", self.x0,
-                           options={"m": m, "inner_steps": 2, "eps": 1e-300, "maxiter": 1000},
+                           options={"period": m, "inner_steps": 2, "eps": 1e-300, "maxiter": 1000},
                            callback=lambda r: np.linalg.norm(self.problem.grad_phi(r.x)) <= 1e-10)
 
     def time_to_tolerance(self, m):

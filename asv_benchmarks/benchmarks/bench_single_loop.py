@@ -21,10 +21,10 @@ _STOCHASTIC = {
     "soba": ("soba", {"schedule": "constant"}),
     "ma_soba": ("ma_soba", {}),
     "saba": ("saba", {}),
-    "so_lazy_bio_N5_hvp": ("so_lazy_bio", {"N": 5, "mode": "hvp"}),
-    "so_lazy_bio_N5_hvp+jvp": ("so_lazy_bio", {"N": 5, "mode": "hvp+jvp"}),
-    "nsbo_sgd_gd_T1": ("nbo", {"inner": "gd", "T": 1}),
-    "nsbo_sgd_cg_T5": ("nbo", {"inner": "cg", "T": 5}),
+    "so_lazy_bio_N5_hvp": ("so_lazy_bio", {"period": 5, "mode": "hvp"}),
+    "so_lazy_bio_N5_hvp+jvp": ("so_lazy_bio", {"period": 5, "mode": "hvp+jvp"}),
+    "nsbo_sgd_gd_T1": ("nbo", {"inner": "gd", "linsys_steps": 1}),
+    "nsbo_sgd_cg_T5": ("nbo", {"inner": "cg", "linsys_steps": 5}),
 }
 
 
@@ -82,12 +82,12 @@ class LazySecondOrderCalls:
         step = 0.5 / self.problem.constants()["L_phi"]
         inv_L = 1.0 / self.problem.L_g
         if method == "soba":
-            self.run = ("soba", {"schedule": "constant", "step_size": inv_L, "step_x": step})
+            self.run = ("soba", {"schedule": "constant", "step_y": inv_L, "step_v": inv_L, "step_x": step})
         elif method == "ma_soba":
-            self.run = ("ma_soba", {"step_size": inv_L, "step_x": step})
+            self.run = ("ma_soba", {"step_y": inv_L, "step_v": inv_L, "step_x": step})
         else:
-            self.run = ("so_lazy_bio", {"N": int(method[6:]), "mode": mode, "alpha": step})
-        self.soba = ("soba", {"schedule": "constant", "step_size": inv_L, "step_x": step})
+            self.run = ("so_lazy_bio", {"period": int(method[6:]), "mode": mode, "step_x": step})
+        self.soba = ("soba", {"schedule": "constant", "step_y": inv_L, "step_v": inv_L, "step_x": step})
 
     def track_second_order_calls(self, method, mode):
         return _calls_to_tol(self.problem, *self.run)[1]
@@ -110,11 +110,12 @@ class NBOCalls:
         step = 0.5 / self.problem.constants()["L_phi"]
         inv_L = 1.0 / self.problem.L_g
         self.run = {
-            "nbo_gd_T1": ("nbo", {"T": 1, "alpha": step}),
-            "nbo_gd_T5": ("nbo", {"T": 5, "alpha": step}),
-            "nbo_cg_T5": ("nbo", {"inner": "cg", "T": 5, "alpha": step}),
-            "aid_cg5": ("aid", {"hvp_steps": 5, "step_x": step, "gtol": 0.0}),
-            "amigo": ("amigo", {"step_size": inv_L, "outer_ratio": inv_L / step}),
+            "nbo_gd_T1": ("nbo", {"linsys_steps": 1, "step_x": step}),
+            "nbo_gd_T5": ("nbo", {"linsys_steps": 5, "step_x": step}),
+            "nbo_cg_T5": ("nbo", {"inner": "cg", "linsys_steps": 5, "step_x": step}),
+            "aid_cg5": ("aid", {"linsys_steps": 5, "step_x": step, "gtol": 0.0}),
+            # benchopt's c = inv_L, r = inv_L / step: x step c / r
+            "amigo": ("amigo", {"step_y": inv_L, "step_v": inv_L, "step_x": inv_L / (inv_L / step)}),
         }[method]
 
     def track_gradient_calls(self, method):

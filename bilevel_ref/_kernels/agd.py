@@ -30,29 +30,30 @@ matrices ``A``, ``C``, ``a`` of :class:`bilevel_ref.problems.QuadraticBilevel`;
 :func:`lower_oracles` returns a problem's own oracles when it has them and
 falls back to this adapter for problems exposing ``A``, ``C``, ``a``.
 
-Compiled lazily on first call (``cache=True``; no fastmath, no parallel).
+Compiled under the policy of :mod:`bilevel_ref._jit` (no fastmath, no parallel
+reductions); ``_agd`` takes a jitted oracle as an argument and is not cached on disk.
 """
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
+from .. import _jit
 from ..linalg.agd import InnerResult, agd_momentum
 from .._validation import as_matrix, as_vector, check_int, check_nonnegative, check_positive
 
 __all__ = ["agd", "quadratic_lower_oracles", "lower_oracles", "quadratic_grad", "quadratic_hvp"]
 
 
-@numba.njit(cache=True)
+@_jit.jit
 def quadratic_grad(y, params):
     """∇_y g = Ay + (Cx + a), with ``params = (A, Cx + a)``."""
     A, shift = params
     return np.dot(A, y) + shift
 
 
-@numba.njit(cache=True)
+@_jit.jit
 def quadratic_hvp(y, v, params):
     """∇²_yy g · v = Av (independent of y), with ``params = (A, Cx + a)``."""
     A, _ = params
@@ -86,7 +87,9 @@ def lower_oracles(problem, x):
                     "(numba_lower_oracles) and is not a quadratic lower level")
 
 
-@numba.njit(cache=True)
+# cache=False: a kernel taking a jitted oracle as an argument is keyed by that dispatcher's
+# identity, so numba's on-disk cache never hits in a new process (it only piles up files).
+@_jit.jit(cache=False)
 def _agd(grad_fn, params, y0, eta, theta, steps, tol):
     y = y0.copy()
     z = y.copy()

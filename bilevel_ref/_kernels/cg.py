@@ -6,22 +6,25 @@ when ``x0`` is given; stop when ‖r‖ <= max(rtol‖b‖, atol); stop on
 non-positive curvature), with ``hvp_fn(y, v, params)`` from the jitted-oracle
 convention of :mod:`bilevel_ref._kernels.agd` (H = ∇²_yy g(x, y)).
 
-Compiled lazily on first call (``cache=True``; no fastmath, no parallel).
+Compiled under the policy of :mod:`bilevel_ref._jit` (no fastmath, no parallel
+reductions); ``_cg`` takes a jitted oracle as an argument and is not cached on disk.
 """
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
+from .. import _jit
 from ..linalg.cg import CGResult
 from .._validation import as_vector, check_int, check_nonnegative
 
 __all__ = ["cg"]
 
 
-@numba.njit(cache=True)
+# cache=False: a kernel taking a jitted oracle as an argument is keyed by that dispatcher's
+# identity, so numba's on-disk cache never hits in a new process (it only piles up files).
+@_jit.jit(cache=False)
 def _cg(hvp_fn, y, params, b, x0, use_x0, maxiter, threshold):
     n_matvec = 0
     if use_x0:

@@ -7,14 +7,15 @@ from m uniforms in O(m) work (plus an O(n) bit mask).
 Reference: J. Bentley, R. Floyd, "Programming pearls: a sample of brilliance",
 Commun. ACM 30(9), 1987.
 """
-import numba
 import numpy as np
+
+from .. import _jit
 
 __all__ = ["floyd_subset"]
 
 
-@numba.njit(cache=True, nogil=True)
-def floyd_subset(u, n):  # pragma: no cover - compiled
+@_jit.jit(nogil=True)
+def floyd_subset(u, n):
     """A uniform random m-subset of range(n) from m uniforms u in [0, 1).
 
     For j = n−m, ..., n−1 draw t uniform in {0..j}; take t, or j if t was taken.

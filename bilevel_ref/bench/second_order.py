@@ -87,7 +87,7 @@ def run_lazy_vs_fresh(dims=(200, 500), inner_steps=(20, 50), periods=PERIODS, *,
             best = [None] * len(runs)
             for _ in range(repeat):
                 for i, (method, m) in enumerate(runs):
-                    opts = {"inner_steps": K} if m is None else {"inner_steps": K, "m": m}
+                    opts = {"inner_steps": K} if m is None else {"inner_steps": K, "period": m}
                     r = _time_to_tol(problem, x0, method, opts, tol, seed)
                     if best[i] is None or r["step"] < best[i]["step"]:
                         best[i] = r
@@ -114,7 +114,7 @@ def run_lmcn_ablation(periods=ABLATION_PERIODS, *, max_calls=1400, start="far", 
     curves = {}
     for m in periods:
         res = minimize(problem, "lmcn", x0, seed=seed,
-                       options={"m": m, "M": M, "inner_steps": inner_steps, "eps": 1e-300, "maxiter": 10 ** 6,
+                       options={"period": m, "M": M, "inner_steps": inner_steps, "eps": 1e-300, "maxiter": 10 ** 6,
                                 "budget": {"total": max_calls}})
         h = res.history
         calls = h["calls:grad_f"] + h["calls:hess_f"]

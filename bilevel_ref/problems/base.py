@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._kernels.sampling import floyd_subset
+from .. import _kernels  # numba kernels, imported on first use
 
 __all__ = ["BilevelProblem", "MinimaxProblem", "ORACLE_KINDS", "EXACT_ORACLES", "GRADIENT_BLOCKS"]
 
@@ -144,7 +144,7 @@ class _ProblemBase:
             raise NotImplementedError(
                 f"problem {self.name!r} is not stochastic (no {level}-level samples)"
             )
-        return floyd_subset(rng.random(min(int(size), n)), n)
+        return _kernels.sampling.floyd_subset(rng.random(min(int(size), n)), n)
 
     # -- derivations between dense blocks and products ----------------------
     def _product(self, fn, kind, x, y, vec, batch):

@@ -62,10 +62,9 @@ from __future__ import annotations
 
 import numbers
 
-import numba
 import numpy as np
 
-from .._kernels.sampling import floyd_subset
+from .. import _kernels  # numba kernels (_kernels.finite_sum, .sampling), imported on first use
 from .._validation import as_matrix, check_choice, check_int, check_positive
 from .base import BilevelProblem
 from .quadratic import QuadraticBilevel
@@ -73,151 +72,6 @@ from .quadratic import QuadraticBilevel
 __all__ = ["QuadraticSamples", "FiniteSumQuadratic", "finite_sum_quadratic"]
 
 _DTYPES = {"float64": np.float64, "float32": np.float32}
-
-
-# ---------------------------------------------------------------------------
-# numba kernels: one pass over the selected samples, bounds checked inside
-# (each returns -1, or the position of the first out-of-range index)
-# ---------------------------------------------------------------------------
-@numba.njit(inline="always")
-def _dot(a, b):  # pragma: no cover - compiled
-    """a·b with four partial sums (fixed order: deterministic; no fastmath needed for ILP)."""
-    n = a.shape[0]
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    k = 0
-    while k + 4 <= n:
-        s0 += a[k] * b[k]
-        s1 += a[k + 1] * b[k + 1]
-        s2 += a[k + 2] * b[k + 2]
-        s3 += a[k + 3] * b[k + 3]
-        k += 4
-    while k < n:
-        s0 += a[k] * b[k]
-        k += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-@numba.njit(inline="always")
-def _wrap(i, n):  # pragma: no cover - compiled
-    return i + n if i < 0 else i
-
-
-@numba.njit(cache=True, nogil=True)
-def _gather_sum(tensor, idx, out):  # pragma: no cover - compiled
-    """``out = Σ_k tensor[idx[k]]`` in index order, reading each matrix once (dense storage)."""
-    n = tensor.shape[0]
-    out[:, :] = 0.0
-    for k in range(idx.shape[0]):
-        i = _wrap(idx[k], n)
-        if i < 0 or i >= n:
-            return k
-        for r in range(tensor.shape[1]):
-            for c in range(tensor.shape[2]):
-                out[r, c] += tensor[i, r, c]
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _factored_value(Fy, Fx, idx, x, y):  # pragma: no cover - compiled
-    """Σ_i ½(z·y)² + ½(w·x)² + (c·x)(e·y) + l^y·y + l^x·x; returns (status, sum)."""
-    n = Fy.shape[0]
-    total = 0.0
-    for k in range(idx.shape[0]):
-        i = _wrap(idx[k], n)
-        if i < 0 or i >= n:
-            return k, total
-        zy = _dot(Fy[i, 0], y)
-        wx = _dot(Fx[i, 0], x)
-        total += 0.5 * (zy * zy + wx * wx) + _dot(Fx[i, 1], x) * _dot(Fy[i, 1], y) \
-            + _dot(Fy[i, 2], y) + _dot(Fx[i, 2], x)
-    return -1, total
-
-
-@numba.njit(cache=True, nogil=True)
-def _factored_grad(Fy, Fx, idx, x, y, gx, gy):  # pragma: no cover - compiled
-    """gy = mean z(z·y) + e(c·x) + l^y,  gx = mean w(w·x) + c(e·y) + l^x."""
-    n = Fy.shape[0]
-    gx[:] = 0.0
-    gy[:] = 0.0
-    for k in range(idx.shape[0]):
-        i = _wrap(idx[k], n)
-        if i < 0 or i >= n:
-            return k
-        z, e, ly = Fy[i, 0], Fy[i, 1], Fy[i, 2]
-        w, c, lx = Fx[i, 0], Fx[i, 1], Fx[i, 2]
-        zy, ey, wx, cx = _dot(z, y), _dot(e, y), _dot(w, x), _dot(c, x)
-        for r in range(gy.shape[0]):
-            gy[r] += zy * z[r] + cx * e[r] + ly[r]
-        for r in range(gx.shape[0]):
-            gx[r] += wx * w[r] + ey * c[r] + lx[r]
-    gx /= idx.shape[0]
-    gy /= idx.shape[0]
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _factored_grad_block(Fa, Fb, idx, va, vb, out):  # pragma: no cover - compiled
-    """One gradient block: out = mean a0(a0·va) + a1(b1·vb) + a2 with a = Fa[i], b = Fb[i].
-
-    (Fa, Fb, va, vb) = (Fy, Fx, y, x) gives ∇_y h, (Fx, Fy, x, y) gives ∇_x h.
-    """
-    n = Fa.shape[0]
-    out[:] = 0.0
-    for k in range(idx.shape[0]):
-        i = _wrap(idx[k], n)
-        if i < 0 or i >= n:
-            return k
-        a0, a1, a2 = Fa[i, 0], Fa[i, 1], Fa[i, 2]
-        s0, s1 = _dot(a0, va), _dot(Fb[i, 1], vb)
-        for r in range(out.shape[0]):
-            out[r] += s0 * a0[r] + s1 * a1[r] + a2[r]
-    out /= idx.shape[0]
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _factored_fused(Fy, Fx, idx, x, y, v, gy, hv, jv):  # pragma: no cover - compiled
-    """gy = mean z(z·y) + e(c·x) + l^y,  hv = mean z(z·v),  jv = mean c(e·v): one read of each sample."""
-    n = Fy.shape[0]
-    gy[:] = 0.0
-    hv[:] = 0.0
-    jv[:] = 0.0
-    for k in range(idx.shape[0]):
-        i = _wrap(idx[k], n)
-        if i < 0 or i >= n:
-            return k
-        z, e, ly, c = Fy[i, 0], Fy[i, 1], Fy[i, 2], Fx[i, 1]
-        zy, zv, ev, cx = _dot(z, y), _dot(z, v), _dot(e, v), _dot(c, x)
-        for r in range(gy.shape[0]):
-            gy[r] += zy * z[r] + cx * e[r] + ly[r]
-            hv[r] += zv * z[r]
-        for r in range(jv.shape[0]):
-            jv[r] += ev * c[r]
-    gy /= idx.shape[0]
-    hv /= idx.shape[0]
-    jv /= idx.shape[0]
-    return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _factored_product(src, src_row, dst, dst_row, idx, vec, out):  # pragma: no cover - compiled
-    """out = mean_i dst[i, dst_row] (src[i, src_row]·vec): every product of a rank-one block."""
-    n = src.shape[0]
-    out[:] = 0.0
-    for k in range(idx.shape[0]):
-        i = _wrap(idx[k], n)
-        if i < 0 or i >= n:
-            return k
-        a = src[i, src_row]
-        b = dst[i, dst_row]
-        s = _dot(a, vec)
-        for r in range(out.shape[0]):
-            out[r] += s * b[r]
-    out /= idx.shape[0]
-    return -1
 
 
 def _check(status, idx, n):
@@ -385,14 +239,14 @@ class _FactoredSamples(QuadraticSamples):
         return w.T @ w / n, c.T @ e / n, z.T @ z / n, lx.mean(axis=0), ly.mean(axis=0)
 
     def value(self, x, y, idx):
-        status, total = _factored_value(self.Fy, self.Fx, idx, x, y)
+        status, total = _kernels.finite_sum.factored_value(self.Fy, self.Fx, idx, x, y)
         _check(status, idx, self.n)
         return float(total / idx.shape[0])
 
     def grad(self, x, y, idx):
         dt = self._out_dtype(x, y)
         gx, gy = np.empty(self.dx, dtype=dt), np.empty(self.dy, dtype=dt)
-        _check(_factored_grad(self.Fy, self.Fx, idx, x, y, gx, gy), idx, self.n)
+        _check(_kernels.finite_sum.factored_grad(self.Fy, self.Fx, idx, x, y, gx, gy), idx, self.n)
         return gx, gy
 
     def _out_dtype(self, *vectors):
@@ -405,13 +259,13 @@ class _FactoredSamples(QuadraticSamples):
         else:
             fa, fb, va, vb = self.Fx, self.Fy, x, y
         out = np.empty(fa.shape[2], dtype=self._out_dtype(x, y))
-        _check(_factored_grad_block(fa, fb, idx, va, vb, out), idx, self.n)
+        _check(_kernels.finite_sum.factored_grad_block(fa, fb, idx, va, vb, out), idx, self.n)
         return out
 
     def fused(self, x, y, v, idx):
         dt = self._out_dtype(x, y, v)
         gy, hv, jv = np.empty(self.dy, dtype=dt), np.empty(self.dy, dtype=dt), np.empty(self.dx, dtype=dt)
-        _check(_factored_fused(self.Fy, self.Fx, idx, x, y, v, gy, hv, jv), idx, self.n)
+        _check(_kernels.finite_sum.factored_fused(self.Fy, self.Fx, idx, x, y, v, gy, hv, jv), idx, self.n)
         return gy, hv, jv
 
     def blocks(self, idx):
@@ -428,14 +282,14 @@ class _FactoredSamples(QuadraticSamples):
         src, src_row, dst, dst_row = self._PRODUCTS[kind]
         dst = getattr(self, dst)
         out = np.empty(dst.shape[2], dtype=self._out_dtype(vec))
-        _check(_factored_product(getattr(self, src), src_row, dst, dst_row, idx, vec, out), idx, self.n)
+        _check(_kernels.finite_sum.factored_product(getattr(self, src), src_row, dst, dst_row, idx, vec, out), idx, self.n)
         return out
 
 
 class _DenseSamples(QuadraticSamples):
     """Dense n×d×d tensors (benchopt's layout).
 
-    An oracle sums the batch's matrices with :func:`_gather_sum` (one read of
+    An oracle sums the batch's matrices with :func:`~bilevel_ref._kernels.finite_sum.gather_sum` (one read of
     each selected matrix into a d×d accumulator: the tensors are never
     copied) and applies the sums; the linear terms are gathered (O(m·d)).
     """
@@ -460,7 +314,7 @@ class _DenseSamples(QuadraticSamples):
 
     def _sum(self, tensor, idx):
         out = np.empty(tensor.shape[1:], dtype=self.dtype)
-        _check(_gather_sum(tensor, idx, out), idx, self.n)
+        _check(_kernels.finite_sum.gather_sum(tensor, idx, out), idx, self.n)
         return out
 
     def value(self, x, y, idx):
@@ -599,7 +453,7 @@ class FiniteSumQuadratic(BilevelProblem):
         n = arange.size
         m = min(int(size), n)
         if self.sampler == "iid":
-            return floyd_subset(rng.random(m), n)
+            return _kernels.sampling.floyd_subset(rng.random(m), n)
         start = int(rng.integers(n))
         if start + m <= n:
             return arange[start:start + m]

@@ -179,7 +179,7 @@ def _cubic_outputs(g, H, M, hard):
 
 
 def _aid_trajectory(problem, x0, options):
-    from ._api import minimize
+    from ._minimize import minimize
 
     traj = [np.array(x0, dtype=float)]
     minimize(problem, "aid", x0, seed=0, options=dict(options, gtol=0.0, record_exact=False),

@@ -253,8 +253,7 @@ def _check_global_options(global_options, classes, log):
             renamed = {**RENAMED, **{k: v for cls in classes for k, v in cls.all_renamed().items()}}
             hint = f" (renamed to {renamed[key]})" if key in renamed else ""
             raise OptionError(f"--option {key}=...: none of the selected methods ({', '.join(names)}) has "
-                              f"an option {key!r}{hint}; give it as METHOD:{key}=VALUE only for methods "
-                              "that have it")
+                              f"an option {key!r}{hint}")
         having = [n for n in names if n not in lacking]
         text = (f"--option {key}=... applies to {', '.join(having)} only: {', '.join(lacking)} "
                 f"{'has' if len(lacking) == 1 else 'have'} no option {key!r}")

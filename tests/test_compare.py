@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bilevel_ref import compare
+from bilevel_ref.exceptions import BilevelRefWarning, OptionError
 from bilevel_ref.cli import main as cli_main
 from bilevel_ref.problems.catalog import build_problem
 
@@ -18,9 +19,10 @@ def _run(tmp_path, *args):
 
 
 def test_hyper_cleaning_run_respects_budget_and_skips_unknown(tmp_path, capsys):
-    rc, rec, out = _run(tmp_path, "--problem", "hyper-cleaning-synthetic", "--param", "n_train=60",
-                        "--param", "n_val=40", "--methods", "aid,f2ba,no-such-method", "--budget", "400",
-                        "--option", "aid:inner_steps=5", "--option", "linsys_steps=3")
+    with pytest.warns(BilevelRefWarning, match="f2ba has no option 'linsys_steps'"):
+        rc, rec, out = _run(tmp_path, "--problem", "hyper-cleaning-synthetic", "--param", "n_train=60",
+                            "--param", "n_val=40", "--methods", "aid,f2ba,no-such-method", "--budget", "400",
+                            "--option", "aid:inner_steps=5", "--option", "linsys_steps=3")
     text = capsys.readouterr().out
     assert rc == 0
     assert "no-such-method" in text and "skipped" in text
@@ -129,3 +131,33 @@ def test_method_specs_axes_and_second_order_cost(tmp_path):
     assert soba["curve"]["calls_first_order"][-1] == 2 * soba["curve"]["nit"][-1]
     assert record["x_axis"] == "second-order" and record["second_order_cost"] == 2
     assert main(["--problem", "quadratic", "--methods", "nbo[inner=cg", "--out", str(tmp_path)]) == 2
+
+
+def test_global_option_applies_where_known_and_warns_about_the_others(tmp_path, capsys):
+    with pytest.warns(BilevelRefWarning) as caught:
+        rc, rec, _ = _run(tmp_path, "--problem", "quadratic", "--methods", "aid,f2ba,itd", "--budget", "100",
+                          "--no-plot", "--option", "linsys_steps=3", "--option", "step_x=0.5")
+    assert rc == 0
+    # one warning, for the option some methods lack, attributed to the caller's line
+    assert [str(w.message) for w in caught] == [
+        "--option linsys_steps=... applies to aid only: f2ba, itd have no option 'linsys_steps'"]
+    assert caught[0].filename == __file__
+    assert "note: --option linsys_steps=... applies to aid only" in capsys.readouterr().out
+    assert rec["runs"]["aid"]["options"]["linsys_steps"] == 3
+    assert "linsys_steps" not in rec["runs"]["f2ba"]["options"] | rec["runs"]["itd"]["options"]
+    assert all(run["options"]["step_x"] == 0.5 for run in rec["runs"].values())
+
+
+def test_global_option_no_method_has_is_an_error(tmp_path, capsys):
+    rc, rec, _ = _run(tmp_path, "--problem", "quadratic", "--methods", "aid,f2ba", "--budget", "100", "--no-plot",
+                      "--option", "nope=1")
+    err = capsys.readouterr().err
+    assert rc == 2 and rec is None
+    assert "'nope'" in err and "aid, f2ba" in err
+    # a renamed option says so
+    rc, _, _ = _run(tmp_path, "--problem", "quadratic", "--methods", "aid", "--budget", "100", "--no-plot",
+                    "--option", "hvp_steps=3")
+    assert rc == 2 and "renamed to linsys_steps" in capsys.readouterr().err
+    problem, x0 = build_problem("quadratic", seed=0)
+    with pytest.raises(OptionError, match="'nope'"):
+        compare.run_comparison(problem, x0, ["aid"], budget=10, options={"*": {"nope": 1}}, progress=False)

@@ -9,7 +9,8 @@ time*), fit
     \log N(\varepsilon) = a + b \log(1/\varepsilon)
 
 by least squares on the grid points with :math:`N \ge 10`, and compare the
-slope b with the exponent the papers state (:data:`THEORY`):
+slope b with the exponent the papers state
+(:data:`~bilevel_ref.complexity.theory.THEORY`):
 
 * benign problems: the bound must hold, :math:`b \le b_{theory} + 0.15`;
 * worst-case instances (:mod:`bilevel_ref.problems.hard`): it should be attained,
@@ -19,7 +20,7 @@ The truth is always the exact ∇φ/∇²φ when the problem has closed forms, e
 from an accurate lower-level solve and a dense linear solve — never the
 method's own estimate; these evaluations are not counted.
 
-Modules, one concept each (every public name is re-exported here):
+Modules, one concept each (their main names are importable from ``bilevel_ref.complexity`` too):
 
 * :mod:`~bilevel_ref.complexity.theory` — the theory table, stationarity measures, exponent conversion;
 * :mod:`~bilevel_ref.complexity.fit` — slope fits, bootstrap over seeds, verdicts;

@@ -50,34 +50,31 @@ def _driver_trace(fun, x0, step_fn, stop_eps, maxiter, kinds, measure, rho):
     """Iterate x ← x + step_fn(∇φ, ∇²φ) from x0, recording |∇φ| and λ_min until the target or maxiter."""
     grad, hess, dim, scalar = _derivative_access(fun)
     need_hess = measure in ("sosp", "minimax")
-    gns, lams = [], []
-    if scalar is not None:
+    if scalar is not None:  # fast scalar path: (f', f'') in one call
         x = float(np.asarray(x0, dtype=float).reshape(-1)[0])
-        for _ in range(maxiter + 1):
+
+        def derivs(x):
             g, h = scalar(x)
-            gns.append(abs(g))
-            lams.append(h)
-            if stop_eps is not None and target_met_at(abs(g), h, stop_eps, measure, rho):
-                break
-            if len(gns) > maxiter:
-                break
-            x = x + step_fn(g, h)
-        x_final = np.array([x])
+            return g, abs(g), h, h
     else:
         x = as_vector(x0, "x0", dim)
-        for _ in range(maxiter + 1):
+
+        def derivs(x):
             g = grad(x)
-            gn = float(np.linalg.norm(g))
             H = hess(x) if (need_hess or "hess" in kinds) else None
             lam = float(np.linalg.eigvalsh(H)[0]) if H is not None else math.nan
-            gns.append(gn)
-            lams.append(lam)
-            if stop_eps is not None and target_met_at(gn, lam, stop_eps, measure, rho):
-                break
-            if len(gns) > maxiter:
-                break
-            x = x + step_fn(g, H)
-        x_final = x
+            return g, float(np.linalg.norm(g)), H, lam
+    gns, lams = [], []
+    for _ in range(maxiter + 1):
+        g, gn, h, lam = derivs(x)
+        gns.append(gn)
+        lams.append(lam)
+        if stop_eps is not None and target_met_at(gn, lam, stop_eps, measure, rho):
+            break
+        if len(gns) > maxiter:
+            break
+        x = x + step_fn(g, h)
+    x_final = np.atleast_1d(x)
     t = np.arange(len(gns), dtype=np.int64)
     counts = {k: np.zeros(len(gns), dtype=np.int64) for k in COUNT_KINDS}
     counts["grad_f"] = t.copy()

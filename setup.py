@@ -13,7 +13,7 @@ EXTRAS = {
     "docs": ["sphinx>=7", "numpydoc>=1.6"],
 }
 # The test suite exercises the bundled datasets and the plotting paths too.
-EXTRAS["test"] = ["pytest>=7", "hypothesis>=6"] + EXTRAS["plot"] + EXTRAS["data"]
+EXTRAS["test"] = ["pytest>=7", "hypothesis>=6", "coverage>=7"] + EXTRAS["plot"] + EXTRAS["data"]
 
 setup(
     name="bilevel_ref",

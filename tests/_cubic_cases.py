@@ -3,7 +3,7 @@ import numpy as np
 
 
 def random_symmetric(rng, d):
-    """The spec §9 timing matrix: H = (A + Aᵀ)/√(2d), spectrum ≈ [−2, 2]."""
+    """The timing matrix of ``bilevel-ref bench cubic``: H = (A + Aᵀ)/√(2d), spectrum ≈ [−2, 2]."""
     A = rng.standard_normal((d, d))
     return (A + A.T) / np.sqrt(2 * d)
 

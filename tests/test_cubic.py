@@ -1,6 +1,6 @@
-"""Tests of the cubic-regularised Newton subproblem solvers (spec cubic.md §10).
+"""Tests of the cubic-regularised Newton subproblem solvers (bilevel_ref.linalg.cubic).
 
-Truth comes from the optimality conditions (§2), NP06's dual, closed forms
+Truth comes from the optimality conditions (NP06 Thm 10; CGT11 Thm 3.1), NP06's dual, closed forms
 (H = 0, g = 0, d = 1, exact hard case) and brute-force 1-D solves.
 """
 import numpy as np
@@ -156,7 +156,7 @@ def test_exact_hard_case(backend, multiplicity):
 
 
 def test_spec_hard_case_value():
-    """Spec §9: d = 200, λ_1 = −2, g ⟂ q_1, M = 1 — our generator reproduces the closed form."""
+    """The d = 200 hard case (λ_1 = −2, g ⟂ q_1, M = 1): our generator reproduces the closed form."""
     rng = np.random.default_rng(4)
     g, H, m_star, _ = hard_case_problem(rng, d=200)
     assert solve_cubic(g, H, 1.0).model_value == pytest.approx(m_star, rel=1e-12)
@@ -376,7 +376,7 @@ def _separated_hard_case(d=100, lam1=-3.0, rest=(0.5, 1.0), scale=1.0):
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_lanczos_hard_case_policies(backend):
-    """Spec §10.4: a Krylov space of g misses the hard case; "ignore" returns the
+    """A Krylov space of g misses the hard case (as GLTR/GLRT's does); "ignore" returns the
     subspace minimiser (documented), "fallback" and "perturb" the global one."""
     g, H = _separated_hard_case()
     exact = solve_cubic(g, H, 1.0)
@@ -389,7 +389,7 @@ def test_lanczos_hard_case_policies(backend):
     perturb = solve_cubic(g, lambda v: H @ v, 1.0, method="lanczos", backend=backend,
                           rng=np.random.default_rng(0))
     assert perturb.hard_case and perturb.model_value == pytest.approx(m_star, rel=1e-9)
-    # the spec §9 hard case (λ_1 = −2 isolated, d = 200)
+    # the d = 200 hard case (λ_1 = −2 isolated)
     g, H, m_star, lam_star = hard_case_problem(np.random.default_rng(4), d=200)
     res = solve_cubic(g, H, 1.0, method="lanczos", backend=backend)
     assert res.hard_case and res.model_value == pytest.approx(m_star, rel=1e-12)
@@ -435,7 +435,7 @@ def test_lanczos_zero_gradient():
 
 
 def test_galahad_glrt_misses_the_hard_case():
-    """Spec §8 pitfall 4 (negative test of the peer): GLRT reports the hard case but
+    """Negative test of the peer: GLRT reports the hard case but
     returns the Krylov-subspace minimiser, far above the optimum.  Only λ and
     obj_regularized are read (its Python x is unreliable)."""
     import os
@@ -569,3 +569,10 @@ def test_fused_symmetric_matvec2_equals_two_matvecs(d):
     w, wp = symmetric_matvec2(H, q, p)
     np.testing.assert_allclose(w, H @ q, rtol=1e-13, atol=1e-13 * np.abs(H).sum())
     np.testing.assert_allclose(wp, H @ p, rtol=1e-13, atol=1e-13 * np.abs(H).sum())
+
+
+def test_unknown_option_is_the_library_option_error():
+    from bilevel_ref.exceptions import OptionError
+
+    with pytest.raises(OptionError, match="bogus.*valid"):
+        solve_cubic(np.ones(3), np.eye(3), 1.0, method="lanczos", bogus=1)

@@ -178,8 +178,8 @@ t0 = time.perf_counter(); LazyCubic(H, 1.0).solve(g)
 t_lazy = time.perf_counter() - t0
 t0 = time.perf_counter(); solve_cubic(g, H, 1.0, method="lanczos", backend="numba")
 t_lanczos = time.perf_counter() - t0
-hits = sum(sum(d.stats.cache_hits.values()) for d in (kc._lanczos_dense, kl.secular_eig))
-misses = sum(sum(d.stats.cache_misses.values()) for d in (kc._lanczos_dense, kl.secular_eig))
+hits = sum(sum(d.stats.cache_hits.values()) for d in (kc.lanczos_dense, kl.secular_eig))
+misses = sum(sum(d.stats.cache_misses.values()) for d in (kc.lanczos_dense, kl.secular_eig))
 print(json.dumps(dict(import_s=t_import, lanczos_first_s=t_lanczos, lazy_first_s=t_lazy,
                       cache_hits=hits, cache_misses=misses)))
 """

@@ -9,11 +9,12 @@ Chayti, Jaggi 2023, Algorithm 1) solve
 
 for a fixed snapshot H_π and a new gradient g each step.  With
 H_π = Q diag(λ_i) Qᵀ computed once (O(d³)), each solve is c = Qᵀg (O(d²)), the
-1-D secular equation of spec §3 on (λ_i, c) (O(d) per Newton iteration, the
-same routine as ``solve_cubic(method="eigh")``), and s = Qŝ (O(d²)) —
-about two dense mat-vecs.  M may change between solves without refactoring.
-The step is optimal for the snapshot H_π (spec §2 with H_π), not the current
-Hessian.
+1-D secular equation (Cartis, Gould, Toint 2011, §6.1) on (λ_i, c) (O(d) per
+Newton iteration, the same routine as ``solve_cubic(method="eigh")``), and
+s = Qŝ (O(d²)) — about two dense mat-vecs.  M may change between solves
+without refactoring.  The step is optimal for the snapshot H_π (the global
+optimality conditions, Nesterov–Polyak 2006 Thm 10, with H_π), not the
+current Hessian.
 
 With period m the amortised cost is E/m + ≈2 mat-vecs per step, E ≈ 500–1400
 mat-vecs for one eigh (d = 500–2000); m = d makes the eigh amortise to < 1

@@ -1,0 +1,146 @@
+"""The JIT policy (bilevel_ref._jit): lazy numba, one decorator, the off switches."""
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import bilevel_ref
+from bilevel_ref import _jit
+
+KERNEL_MODULES = ["agd", "cg", "cubic", "finite_sum", "lazy", "sampling"]
+PACKAGE = pathlib.Path(bilevel_ref.__file__).parent
+
+
+def run(code, **env):
+    """Run ``code`` in a fresh interpreter (environment plus ``env``); returns its stdout."""
+    environ = dict(os.environ)
+    for key in ("NUMBA_DISABLE_JIT", _jit.ENV_VAR):
+        environ.pop(key, None)
+    environ.update(env)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=environ, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_import_does_not_load_numba():
+    out = run("""
+        import sys
+        import bilevel_ref, bilevel_ref.linalg.cubic, bilevel_ref.linalg.lazy, bilevel_ref.problems
+        import bilevel_ref._kernels, bilevel_ref.linalg.cubic._core
+        print("numba" in sys.modules)
+    """)
+    assert out.split() == ["False"]
+
+
+def test_kernel_modules_import_first_without_cycle():
+    """The kernels and the reference's pieces import in either order, each first in its process."""
+    for module in ("bilevel_ref._kernels.cubic", "bilevel_ref._kernels.lazy", "bilevel_ref.linalg.cubic._core"):
+        run(f"import {module}")
+
+
+# The switches: kernels become the plain Python functions, numba is never imported, and the
+# "numba" backend then runs the reference's own code (bitwise equal to backend="numpy").
+NO_JIT_CHECK = f"""
+    import sys, types
+    import numpy as np
+    from bilevel_ref import _kernels, solve_cubic
+    from bilevel_ref.linalg.cubic import _core
+    mods = [getattr(_kernels, name) for name in {KERNEL_MODULES!r}]
+    kernels = [obj for m in mods for name, obj in vars(m).items() if name in getattr(m, "__all__", ())]
+    assert kernels and all(isinstance(k, types.FunctionType) for k in kernels), kernels
+    assert _kernels.lazy.secular_eig is _core.secular_eig
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((12, 12)); H = A + A.T; g = rng.standard_normal(12)
+    for method in ("eigh", "lanczos"):
+        a = solve_cubic(g, H, 1.0, method=method)
+        b = solve_cubic(g, H, 1.0, method=method, backend="numba")
+        assert np.array_equal(a.s, b.s) and a.lam == b.lam, method
+    print("numba" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("env", [{"NUMBA_DISABLE_JIT": "1"}, {_jit.ENV_VAR: "1"}])
+def test_switch_by_environment_gives_plain_functions(env):
+    assert run(NO_JIT_CHECK, **env).split() == ["False"]
+
+
+def test_switch_by_function_gives_plain_functions():
+    assert run("from bilevel_ref import _jit\n_jit.set_enabled(False)\n" + textwrap.dedent(NO_JIT_CHECK)).split() \
+        == ["False"]
+
+
+def test_set_enabled_returns_previous_state(monkeypatch):
+    monkeypatch.delenv(_jit.ENV_VAR, raising=False)
+    monkeypatch.delenv("NUMBA_DISABLE_JIT", raising=False)
+    try:
+        assert _jit.set_enabled(False) is True
+        assert not _jit.enabled()
+        plain = lambda x: x  # noqa: E731
+        assert _jit.jit(plain) is plain and _jit.jit(nogil=True)(plain) is plain
+    finally:
+        _jit.set_enabled(None)
+    assert _jit.enabled()
+    monkeypatch.setenv(_jit.ENV_VAR, "1")
+    assert not _jit.enabled()
+    monkeypatch.setenv(_jit.ENV_VAR, "junk")  # numba's reading: not an integer, so off
+    assert _jit.enabled()
+
+
+@pytest.mark.parametrize("option", ["fastmath", "parallel"])
+def test_policy_refuses_fastmath_and_parallel(option):
+    with pytest.raises(ValueError, match=option):
+        _jit.jit(**{option: True})
+
+
+def test_compiled_kernels_follow_the_policy():
+    """Every dispatcher: no fastmath, no parallel; cached on disk unless it takes a jitted oracle."""
+    if not _jit.enabled():
+        pytest.skip("JIT disabled (NUMBA_DISABLE_JIT / BILEVEL_REF_DISABLE_JIT): no dispatchers to inspect")
+    import importlib
+
+    from numba.core.dispatcher import Dispatcher
+
+    uncached = {("agd", "_agd"), ("cg", "_cg"), ("finite_sum", "_dot"), ("finite_sum", "_wrap")}
+    seen = 0
+    for name in KERNEL_MODULES:
+        module = importlib.import_module(f"bilevel_ref._kernels.{name}")
+        for attr, obj in vars(module).items():
+            if not isinstance(obj, Dispatcher):
+                continue
+            seen += 1
+            options = obj.targetoptions
+            assert not options.get("fastmath") and not options.get("parallel"), (name, attr)
+            cached = type(obj._cache).__name__ != "NullCache"
+            assert cached == ((name, attr) not in uncached), (name, attr)
+    assert seen >= 15
+
+
+def test_no_kernel_calls_numba_directly():
+    """One decorator: the kernels and the reference pieces never spell numba.njit themselves."""
+    sources = list((PACKAGE / "_kernels").glob("*.py")) + list((PACKAGE / "linalg").rglob("*.py"))
+    sources += [PACKAGE / "problems" / "base.py", PACKAGE / "problems" / "finite_sum.py"]
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        assert "import numba" not in text and "numba.njit(" not in text, path
+        assert "from numba" not in text, path
+
+
+def test_rebind_checks_names():
+    from bilevel_ref.linalg.cubic import _core
+
+    with pytest.raises(NameError, match="no_such_name"):
+        _jit.rebind(_core.lanczos_loop, no_such_name=None)
+    copy = _jit.rebind(_core.lanczos_loop, tridiag_secular=_core.tridiag_secular)
+    assert copy is not _core.lanczos_loop and copy.__code__ is _core.lanczos_loop.__code__
+
+
+def test_kernels_package_imports_submodules_on_access():
+    import bilevel_ref._kernels as kernels
+
+    assert kernels.sampling.__name__ == "bilevel_ref._kernels.sampling"
+    with pytest.raises(AttributeError, match="no_such_kernel"):
+        kernels.no_such_kernel  # noqa: B018

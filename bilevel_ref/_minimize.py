@@ -159,8 +159,7 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
             except NonFiniteError as exc:
                 solver.x, solver.y = x_prev, y_prev
                 status = Status.NONFINITE
-                message = (f"non-finite values at iteration {k + 1} ({exc}): an oracle returned NaN or "
-                           "inf, or the run diverged; x and y are the last finite iterates")
+                message = (f"{exc} at iteration {k + 1}; x and y are the last finite iterates")
                 break
             except np.linalg.LinAlgError as exc:
                 solver.x, solver.y = x_prev, y_prev
@@ -207,6 +206,8 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
                 break
     if bar is not None:
         bar.close()
+    if status == Status.MAXITER and opts.gtol == 0 and not cls.stopping_rule:
+        status, message = Status.COMPLETED, Status.COMPLETED.message
     if history["nit"][-1] != nit:
         history.record(nit, elapsed, counter.snapshot(),
                        _exact_metrics(problem, solver.x, exact_names))
@@ -225,7 +226,7 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
         constants={k: v for k, (v, _) in solver.constants_used.items()},
         constant_sources={k: src for k, (_, src) in solver.constants_used.items()},
         # With gtol = 0 (stochastic methods) running to maxiter is the intended stop.
-        success=status == Status.CONVERGED or (status == Status.MAXITER and opts.gtol == 0),
+        success=status == Status.CONVERGED,
         status=int(status), message=message, method=cls.name,
         options={k: v for k, v in opts.items()}, seed=int(seed),
     )

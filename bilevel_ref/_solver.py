@@ -46,6 +46,8 @@ class Solver:
     requires: tuple = ()
     #: uses minibatch oracles and ``problem.sample``
     stochastic = False
+    #: has a stopping test of its own besides ``gtol`` (reported via ``converged``)
+    stopping_rule = False
     #: method options (merged with :attr:`common_options`)
     options: dict = {}
     #: option names this method used before 0.1.0 -> the new name (error message only)

@@ -9,6 +9,13 @@ budgets.  A call that would exceed a budget raises :class:`BudgetExhausted`
 *before* it runs; ``minimize`` turns that into a clean stop with
 ``success=False``.
 
+It also guards what a problem returns: on the first call of each oracle the
+shapes (:data:`OUTPUT_SHAPES`: a scalar where a vector is due is a
+``ValueError`` naming the oracle and the expected shape) and the dtype; on
+every call the finiteness (a :class:`~bilevel_ref.exceptions.NonFiniteError`
+naming the oracle, which ``minimize`` turns into status ``NONFINITE`` with the
+iteration in the message).
+
 The closed forms (``y_star``, ``phi``, ``grad_phi``, ``hess_phi``) are the
 truth used for metrics and are deliberately *not* reachable through the
 counter's oracle interface: use :attr:`OracleCounter.exact` (the wrapped
@@ -18,9 +25,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from .exceptions import NonFiniteError
 from .problems.base import EXACT_ORACLES, GRADIENT_BLOCKS, ORACLE_KINDS
 
-__all__ = ["OracleCounter", "BudgetExhausted", "COUNT_KINDS"]
+__all__ = ["OracleCounter", "BudgetExhausted", "COUNT_KINDS", "OUTPUT_SHAPES"]
 
 #: Every kind the counter reports: the protocol's oracles plus samples drawn.
 COUNT_KINDS = ORACLE_KINDS + ("samples",)
@@ -36,12 +46,28 @@ class BudgetExhausted(RuntimeError):
         super().__init__(f"oracle budget exhausted: {what} limited to {limit}")
 
 
+#: Output shapes of each oracle, in terms of ("x", "y") dimensions; () is a scalar.
+OUTPUT_SHAPES = {
+    "f": (), "g": (),
+    "grad_f": (("x",), ("y",)), "grad_g": (("x",), ("y",)),
+    "hess_f": (("x", "x"), ("x", "y"), ("y", "y")), "hess_g": (("x", "x"), ("x", "y"), ("y", "y")),
+    "hvp_yy_f": ("y",), "hvp_yy_g": ("y",), "hvp_xx_f": ("x",), "hvp_xx_g": ("x",),
+    "cross_f": ("x",), "cross_g": ("x",), "cross_t_f": ("y",), "cross_t_g": ("y",),
+    "grad_x_f": ("x",), "grad_y_f": ("y",), "grad_x_g": ("x",), "grad_y_g": ("y",),
+    "fused_g": (("y",), ("y",), ("x",)),
+}
+
+
+def _is_tuple_spec(spec):
+    return bool(spec) and isinstance(spec[0], tuple)
+
+
 def _counted(kind, name=None):
     name = kind if name is None else name
 
     def oracle(self, *args, **kwargs):
         self._tick(kind, 1)
-        return getattr(self.exact, name)(*args, **kwargs)
+        return self._checked(name, getattr(self.exact, name)(*args, **kwargs))
 
     oracle.__name__ = name
     oracle.__doc__ = f"Counted call of the problem's ``{name}`` oracle (kind ``{kind}``)."
@@ -73,6 +99,7 @@ class OracleCounter:
         self.total = 0
         self.budget = self._check_budget(budget)
         self._constants = None
+        self._shape_checked = set()
 
     @staticmethod
     def _check_budget(budget):
@@ -89,6 +116,40 @@ class OracleCounter:
             if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit >= 0:
                 raise ValueError(f"budget[{kind!r}] must be a number >= 0, got {limit!r}")
             out[kind] = limit
+        return out
+
+    # -- output guards -----------------------------------------------------
+    def _expected(self, dims):
+        return tuple(self.exact.dx if d == "x" else self.exact.dy for d in dims)
+
+    def _check_part(self, name, value, dims, label):
+        shape = self._expected(dims)
+        arr = np.asarray(value)
+        if arr.shape != shape:
+            raise ValueError(f"problem {self.exact.name!r}: oracle {label} returned shape {arr.shape}, "
+                             f"expected {shape}")
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"problem {self.exact.name!r}: oracle {label} returned dtype {arr.dtype}, "
+                            "expected real floating point")
+
+    def _checked(self, name, out):
+        """Guard an oracle's output: shapes and dtype on the first call of each
+        oracle, finiteness on every call (a :class:`NonFiniteError` naming it)."""
+        spec = OUTPUT_SHAPES[name]
+        parts = tuple(out) if _is_tuple_spec(spec) else (out,)
+        if name not in self._shape_checked:
+            if _is_tuple_spec(spec):
+                if not isinstance(out, (tuple, list)) or len(out) != len(spec):
+                    raise ValueError(f"problem {self.exact.name!r}: oracle {name} must return a tuple of "
+                                     f"{len(spec)} arrays, got {type(out).__name__}")
+                for i, (part, dims) in enumerate(zip(parts, spec)):
+                    self._check_part(name, part, dims, f"{name}[{i}]")
+            else:
+                self._check_part(name, out, spec, name)
+            self._shape_checked.add(name)
+        for part in parts:
+            if not np.isfinite(part).all():
+                raise NonFiniteError(f"{name} returned non-finite values")
         return out
 
     def _tick(self, kind, n):
@@ -145,7 +206,7 @@ class OracleCounter:
         self._tick("grad_g", 1)
         self._tick("hvp_yy_g", 1)
         self._tick("cross_g", 1)
-        return self.exact.fused_g(x, y, v, batch=batch)
+        return self._checked("fused_g", self.exact.fused_g(x, y, v, batch=batch))
 
     def __getattr__(self, attr):
         # Public, non-oracle attributes of the problem (e.g. its data or a

@@ -25,6 +25,7 @@ class Status(enum.IntEnum):
     NONFINITE = 3
     CALLBACK = 4
     FAILURE = 5
+    COMPLETED = 6
 
     @property
     def label(self):
@@ -43,6 +44,8 @@ _STATUS_TEXT = {
     Status.NONFINITE: ("diverged", "non-finite values: the run diverged; x and y are the last finite iterates"),
     Status.CALLBACK: ("callback", "stopped by the callback"),
     Status.FAILURE: ("failed", "method-specific failure"),
+    Status.COMPLETED: ("completed", "maxiter iterations completed; no stopping test was active "
+                                    "(gtol = 0), so nothing certifies the accuracy"),
 }
 
 
@@ -70,9 +73,12 @@ class BilevelResult(OptimizeResult):
         Per-iteration records: iteration, cumulative counts, wall time and metrics.
     success : bool
     status : int
-        A :class:`Status` value: 0 converged, 1 maxiter reached, 2 budget
-        exhausted, 3 non-finite values, 4 stopped by callback, 5
-        method-specific failure.
+        A :class:`Status` value: 0 converged, 1 maxiter reached before the
+        stopping test was met, 2 budget exhausted, 3 non-finite values, 4
+        stopped by callback, 5 method-specific failure, 6 maxiter completed
+        with no stopping test active (``gtol=0`` and no rule of the
+        method's own, e.g. a stochastic run).  ``success`` is True only for
+        0: the stopping test the run was asked for was met.
     message : str
     method, options, seed
         What was run (options after validation, with defaults filled in).

@@ -52,7 +52,7 @@ def _tenfold(problem, method, seeds):
     ratios = []
     for seed in seeds:
         res = br.minimize(problem, method, x0, seed=seed, options=options)
-        assert res.status == 1, res.message  # ran its budget (no divergence)
+        assert res.status in (br.Status.MAXITER, br.Status.COMPLETED), res.message  # ran its maxiter (no divergence)
         assert np.max(np.abs(res.x)) < 20    # a finite point, not an escape to x = −∞
         ratios.append(np.linalg.norm(exact_grad_phi(problem, res.x)) / start)
     assert max(ratios) <= 0.1, ratios

@@ -88,6 +88,7 @@ class _MinimaxCubicNewton(CubicNewtonMixin, Solver):
     requires = ("grad_f", "hess_f")
     default_maxiter = 200
     default_gtol = 0.0  # stop by the second-order rule (a saddle has G = 0)
+    stopping_rule = True
     exact_metrics = ("phi", "grad_norm", "min_eig")
     options = {**CUBIC_OPTIONS, **BACKEND_OPTION, **_CONSTANTS}
 

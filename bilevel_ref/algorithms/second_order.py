@@ -224,6 +224,7 @@ class _PenaltySecondOrder(Solver):
 
     default_maxiter = 200
     default_gtol = 0.0  # stop by the second-order rule, never by ‖G‖ alone (saddles have G = 0)
+    stopping_rule = True
     exact_metrics = ("phi", "grad_norm", "min_eig")
     options = {**CUBIC_OPTIONS, **_PENALTY_OPTIONS}
 

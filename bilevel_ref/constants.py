@@ -99,7 +99,7 @@ def _need(problem, oracle, key):
             f"({CONSTANT_KEYS[key]}) and provides no {oracle!r} to estimate it")
 
 
-def _hyper_gradient(problem, x, y, L_g, mu_g):
+def tight_hypergradient(problem, x, y, L_g, mu_g):
     """∇φ(x) from a tight AGD lower solve and CG (counted); returns (∇φ, y*)."""
     from .linalg.agd import agd
     from .linalg.cg import cg
@@ -115,13 +115,13 @@ def _hyper_gradient(problem, x, y, L_g, mu_g):
 def _estimate_L_phi(problem, x, y, rng, L_g, mu_g, iters=10):
     for oracle in ("grad_f", "grad_g", "hvp_yy_g", "cross_g"):
         _need(problem, oracle, "L_phi")
-    g0, y_star = _hyper_gradient(problem, x, y, L_g, mu_g)
+    g0, y_star = tight_hypergradient(problem, x, y, L_g, mu_g)
     u = rng.standard_normal(problem.dx)
     u /= np.linalg.norm(u)
     delta = 1e-5 * (1.0 + float(np.linalg.norm(x)))
     L = 0.0
     for _ in range(iters):
-        g1 = _hyper_gradient(problem, x + delta * u, y_star, L_g, mu_g)[0]
+        g1 = tight_hypergradient(problem, x + delta * u, y_star, L_g, mu_g)[0]
         hu = (g1 - g0) / delta
         L = float(np.linalg.norm(hu))
         if L == 0.0:

@@ -26,6 +26,7 @@ class Status(enum.IntEnum):
     CALLBACK = 4
     FAILURE = 5
     COMPLETED = 6
+    BIASED = 7
 
     @property
     def label(self):
@@ -44,6 +45,8 @@ _STATUS_TEXT = {
     Status.NONFINITE: ("diverged", "non-finite values: the run diverged; x and y are the last finite iterates"),
     Status.CALLBACK: ("callback", "stopped by the callback"),
     Status.FAILURE: ("failed", "method-specific failure"),
+    Status.BIASED: ("biased", "the stopping test was met on the method's estimate, but the certified "
+                              "‖∇φ‖ exceeds the tolerance (the estimator's bias is too large)"),
     Status.COMPLETED: ("completed", "maxiter iterations completed; no stopping test was active "
                                     "(gtol = 0), so nothing certifies the accuracy"),
 }
@@ -77,8 +80,13 @@ class BilevelResult(OptimizeResult):
         stopping test was met, 2 budget exhausted, 3 non-finite values, 4
         stopped by callback, 5 method-specific failure, 6 maxiter completed
         with no stopping test active (``gtol=0`` and no rule of the
-        method's own, e.g. a stochastic run).  ``success`` is True only for
-        0: the stopping test the run was asked for was met.
+        method's own, e.g. a stochastic run), 7 the stopping test was met on
+        a biased estimate (the certificate failed).  ``success`` is True only
+        for 0: the stopping test was met *and* certified
+        (:mod:`bilevel_ref.certificate`).
+    grad_norm_certified : float
+        ‖∇φ(x)‖ from the certificate's tight counted solve (NaN when the run
+        did not converge or could not be certified).
     message : str
     method, options, seed
         What was run (options after validation, with defaults filled in).

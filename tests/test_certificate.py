@@ -1,0 +1,81 @@
+"""A reported success is certified by a tight, counted hypergradient at the final x.
+
+Truth from outside the code: the closed-form ∇φ of the quadratic problems.
+"""
+import numpy as np
+import pytest
+
+import bilevel_ref as br
+from bilevel_ref.problems import make_quadratic_minimax, quadratic_bilevel
+
+README = quadratic_bilevel(dx=10, dy=10, kappa=10.0, seed=0)
+
+
+def _target(res):
+    return res.options.get("eps", res.options["gtol"]) if res.options["gtol"] == 0 else res.options["gtol"]
+
+
+@pytest.mark.parametrize("method", br.methods("bilevel"))
+def test_success_implies_the_exact_gradient_meets_the_tolerance(method):
+    """The one outcome that must never happen: success far from stationarity."""
+    for problem in (README, quadratic_bilevel(dx=4, dy=3, kappa=2.0, seed=1)):
+        res = br.minimize(problem, method, np.zeros(problem.dx))
+        exact = np.linalg.norm(problem.grad_phi(res.x))
+        if res.success:
+            assert exact <= _target(res), (method, res.message)
+        if res.status in (br.Status.CONVERGED, br.Status.BIASED) and np.isfinite(res.grad_norm_certified):
+            assert res.grad_norm_certified == pytest.approx(exact, rel=1e-5, abs=1e-11)
+
+
+@pytest.mark.parametrize("method", ["itd", "fsba", "lfsba", "ifsba"])
+def test_biased_stops_on_the_readme_problem_are_not_successes(method):
+    res = br.minimize(README, method, np.zeros(10))
+    assert res.status == br.Status.BIASED and not res.success
+    assert "certified" in res.message and "biased" in res.message
+    assert res.grad_norm_certified == pytest.approx(res.grad_norm, rel=1e-6)
+    assert res.grad_norm_certified > 1e-3
+
+
+def test_aid_success_is_certified_and_true():
+    res = br.minimize(README, "aid", np.zeros(10))
+    assert res.success and res.status == br.Status.CONVERGED
+    assert res.grad_norm <= 1e-9 and res.grad_norm_certified <= 1e-9
+    assert "certified" in res.message
+
+
+def test_minimax_success_is_certified():
+    problem = make_quadratic_minimax(3, 2, seed=0)
+    res = br.minimize(problem, "mcn", np.ones(3), options={"eps": 1e-8})
+    assert res.success and res.grad_norm_certified == pytest.approx(res.grad_norm, rel=1e-3, abs=1e-11)
+
+
+def test_a_problem_without_the_certificate_oracles_cannot_report_success():
+    class GradientsOnly(br.BilevelProblem):
+        name = "gradients-only"
+        dx = dy = 2
+
+        def f(self, x, y):
+            return 0.5 * float(np.sum((y - 1.0) ** 2))
+
+        def g(self, x, y):
+            return 0.5 * float(np.sum((y - x) ** 2))
+
+        def grad_f(self, x, y, batch=None):
+            return np.zeros(2), y - 1.0
+
+        def grad_g(self, x, y, batch=None):
+            return x - y, y - x
+
+        def constants(self):
+            return {"L_g": 1.0, "mu_g": 1.0}
+
+    res = br.minimize(GradientsOnly(), "f2ba", np.zeros(2), options={"lam": 1e4, "step_x": 0.5})
+    assert not res.success and res.status == br.Status.BIASED
+    assert "not certified" in res.message and "hvp_yy_g" in res.message
+
+
+def test_the_certificate_is_counted():
+    a = br.minimize(README, "aid", np.zeros(10), options={"maxiter": 1000})
+    b = br.minimize(README, "aid", np.zeros(10), options={"maxiter": a.nit, "gtol": 0.0})
+    assert a.x.tolist() == b.x.tolist()
+    assert a.oracle_calls["grad_g"] > b.oracle_calls["grad_g"]

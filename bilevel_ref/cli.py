@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 
 # parse_assignments, format_table and result_to_json are importable from here
 # too (they lived in this module before bilevel_ref._text)
-from ._text import fmt, format_table, history_rows, parse_assignments, result_to_json  # noqa: F401
+from ._text import (add_threads_argument, blas_limit, dumps_json, fmt, format_table, history_rows,  # noqa: F401
+                    parse_assignments, result_to_json)
 from .result import Status
 
 __all__ = ["main"]
@@ -52,11 +52,12 @@ def _cmd_run(args):
     if args.maxiter is not None:
         options["maxiter"] = args.maxiter
     options.setdefault("progress", not args.no_progress)
+    limiter = blas_limit(args.threads)
     problem, x0 = build_problem(args.problem, seed=args.seed, **params)
-    res = minimize(problem, args.method, x0, seed=args.seed, options=options)
+    with limiter:
+        res = minimize(problem, args.method, x0, seed=args.seed, options=options)
     if args.json:
-        json.dump(result_to_json(res, args.problem), sys.stdout, indent=1)
-        print()
+        print(dumps_json(result_to_json(res, args.problem)))  # strict JSON: NaN and inf as null
         return 0 if res.success else 1
     print(f"method {res.method} on problem {args.problem} ({problem.dx}x{problem.dy}), seed {res.seed}")
     headers, rows = history_rows(res.history)
@@ -94,7 +95,8 @@ def _parser():
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--param", action="append", metavar="KEY=VALUE", help="problem parameter")
     run.add_argument("--option", action="append", metavar="KEY=VALUE", help="method option")
-    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.add_argument("--json", action="store_true", help="print the result as JSON (NaN and inf as null)")
+    add_threads_argument(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     for name in _DELEGATED:
         sub.add_parser(name, help=f"see `bilevel-ref {name} --help`", add_help=False)
@@ -108,9 +110,10 @@ def main(argv=None):
         return _delegate(_DELEGATED[argv[0]], argv[1:])
     if argv and argv[0] == "bench":
         if len(argv) < 2 or argv[1].startswith("-"):
-            print("usage: bilevel-ref bench NAME [options]  (e.g. cubic, stochastic, second-order)",
-                  file=sys.stderr)
-            return 2
+            wants_help = argv[1:2] in (["-h"], ["--help"])
+            print("usage: bilevel-ref bench NAME [options]  (NAME: cubic, stochastic, second-order; "
+                  "`bilevel-ref bench NAME --help` for its options)", file=sys.stdout if wants_help else sys.stderr)
+            return 0 if wants_help else 2
         return _delegate(f"bilevel_ref.bench.{argv[1].replace('-', '_')}", argv[2:])
     args = _parser().parse_args(argv)
     try:

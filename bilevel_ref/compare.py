@@ -15,6 +15,16 @@ the problem has them — about 200 times per run; their cost is excluded from
 the wall time.  Output: a table on stdout, a PNG (every metric vs oracle
 calls and vs wall time) and a JSON record in ``--out``.
 
+Files are never lost: ``--out`` is checked (and created) before any method
+runs; an existing JSON or PNG at the target path is an error (exit status 2)
+unless ``--overwrite`` is given; both files are written atomically (temporary
+file, then :func:`os.replace`) and before the table is printed, so
+``bilevel-ref compare ... | head`` still writes them; a comparison in which
+no method ran writes nothing.  The JSON is strict (non-finite floats are
+``null``; :func:`read_record` reads them back as NaN).  A requested method
+that is unknown or cannot run on the problem is an error (exit status 2)
+unless ``--skip-missing`` is given.
+
 Example (the README's first command)::
 
     bilevel-ref compare --problem hyper-cleaning --dataset breast-cancer --noise 0.5 \\
@@ -37,13 +47,15 @@ import time
 
 import numpy as np
 
-from ._text import parse_assignments
+from ._text import (add_threads_argument, blas_limit, nan_for_null, parse_assignments, safe_print,
+                    write_json_atomic)
 from .exceptions import OptionError, warn
 from .options import RENAMED
 from .plotting import X_AXES
 from .result import Status
 
-__all__ = ["main", "run_comparison", "DEFAULT_OPTIONS", "DEFAULT_PARAMS", "DEFAULT_METHODS", "DEFAULT_BUDGET"]
+__all__ = ["main", "run_comparison", "read_record", "DEFAULT_OPTIONS", "DEFAULT_PARAMS", "DEFAULT_METHODS",
+           "DEFAULT_BUDGET"]
 
 #: Per-problem default method options.  Hyper-cleaning: the x-gradient of
 #: per-sample weights scales like 1/n, so first-order methods take outer
@@ -347,7 +359,7 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
         runs[label] = {
             "status": status.label,
             # reaching the common budget is the intended end of a comparison run
-            "ok": bool(res.success or status in (Status.MAXITER, Status.BUDGET)),
+            "ok": bool(res.success or status in (Status.MAXITER, Status.BUDGET, Status.COMPLETED)),
             "message": res.message, "nit": int(res.nit),
             "calls": _total(res.oracle_calls),
             "oracle_calls": {k: int(v) for k, v in res.oracle_calls.items() if v},
@@ -414,7 +426,14 @@ def _stem(problem, params, defaults, seed):
 def _parser():
     parser = argparse.ArgumentParser(
         prog="bilevel-ref compare",
-        description="Run several methods on one problem to a common oracle budget; table, PNG and JSON.")
+        description="Run several methods on one problem to a common oracle budget; table, PNG and JSON.",
+        epilog="Files: OUT/compare-PROBLEM[-DATASET][-pNOISE][-PARAMVALUE...]-seedS.json and .png. "
+               "An existing file at either path is an error (exit status 2, before any method runs) "
+               "unless --overwrite is given; files are written atomically, before the table is printed. "
+               "Exit status: 0 every run ended normally; 1 some run failed (e.g. diverged); 2 bad "
+               "input, an output file that exists, an unusable --out, a method that is unknown or "
+               "cannot run on the problem (unless --skip-missing), or no result at all (nothing is "
+               "written then).")
     parser.add_argument("--problem", default="hyper-cleaning", help="problem name (see `bilevel-ref list`)")
     parser.add_argument("--dataset", default=None,
                         help="dataset parameter of the problem: breast-cancer, digits or an svmlight file path")
@@ -426,17 +445,19 @@ def _parser():
                         help="common budget of oracle calls per method (each gradient, Hessian build "
                              "and Hessian/Jacobian-vector product = 1; default per problem)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the problem instance and of every run")
-    parser.add_argument("--out", default="bilevel-ref-out", help="output directory (PNG and JSON)")
+    parser.add_argument("--out", default="bilevel-ref-out",
+                        help="output directory (PNG and JSON; created if missing, checked before any run)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing JSON/PNG of the same name (without it that is an error)")
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="skip (with a note) methods that are unknown or cannot run on the problem, "
+                             "instead of exiting with status 2")
     parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="problem parameter")
     parser.add_argument("--option", action="append", metavar="[METHOD:]KEY=VALUE",
                         help="method option (without METHOD: for every method that has the option; a warning "
                              "names the others, an error if no method has it)")
     parser.add_argument("--maxiter", type=int, default=10**6, help="outer-iteration cap per method")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS threads during the runs (threadpoolctl; default 1, 0 = BLAS default). "
-                             "The matrices here are small: threads gain little, and on a busy machine "
-                             "oversubscribed OpenBLAS threads were measured 100x slower (FSBA on breast "
-                             "cancer: 109 s vs 0.9 s)")
+    add_threads_argument(parser)
     parser.add_argument("--x-axis", choices=sorted(X_AXES), default="all",
                         help="which oracle calls the left-hand plots count (the budget is always all calls)")
     parser.add_argument("--second-order-cost", type=int, default=1, metavar="C",
@@ -447,11 +468,60 @@ def _parser():
     return parser
 
 
+def _error(text):
+    print(f"bilevel-ref compare: error: {text}", file=sys.stderr)
+    return 2
+
+
+def _prepare_output(directory, paths, overwrite):
+    """Check and create the output directory, refuse existing files (unless ``overwrite``).
+
+    Returns an error sentence, or ``None`` when the files can be written.
+    """
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        return f"--out {directory!r} exists and is not a directory"
+    for path in paths:
+        if os.path.isdir(path):
+            return f"{path} is a directory; cannot write the record there"
+        if not overwrite and os.path.lexists(path):
+            return f"{path} already exists (give --overwrite to replace it, or another --out)"
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the output directory {directory!r}: {exc.strerror or exc}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"the output directory {directory!r} is not writable"
+    return None
+
+
+def read_record(path):
+    """Read a record written by ``bilevel-ref compare`` (a JSON file).
+
+    ``null`` (how the writer stores NaN and ±inf) comes back as NaN in the
+    float fields: every curve column but the counts (``calls*``, ``nit``),
+    the ``final`` metrics, ``wall_time`` and ``grad_norm_est`` of each run.
+    """
+    with open(path, encoding="utf-8") as fh:
+        record = json.load(fh)
+    for run in record.get("runs", {}).values():
+        for key in ("wall_time", "grad_norm_est"):
+            if key in run:
+                run[key] = nan_for_null(run[key])
+        run["final"] = {k: nan_for_null(v) for k, v in run.get("final", {}).items()}
+        curve = run.get("curve", {})
+        for key, values in curve.items():
+            if not (key.startswith("calls") or key == "nit"):
+                curve[key] = nan_for_null(values)
+    return record
+
+
 def main(argv=None):
-    """Entry point of ``bilevel-ref compare``; returns the exit status."""
+    """Entry point of ``bilevel-ref compare``; returns the exit status (see ``--help``)."""
+    from ._solver import methods as registered
     from .problems.catalog import build_problem, problem_names
 
     args = _parser().parse_args(argv)
+    out = safe_print  # stdout may be a pipe closed early (`| head`): the files are written all the same
     try:
         params = dict(DEFAULT_PARAMS.get(args.problem, {}))
         params.update(parse_assignments(args.param, "--param"))
@@ -460,52 +530,57 @@ def main(argv=None):
                 params[key] = getattr(args, key)
         if args.budget is not None and args.budget < 1:
             raise ValueError(f"--budget must be >= 1, got {args.budget}")
+        limiter = blas_limit(args.threads)
         if args.problem not in problem_names():
             raise ValueError(f"unknown problem {args.problem!r}; available: {problem_names()}")
+        method_list = split_methods(args.methods or DEFAULT_METHODS.get(args.problem, "f2ba,aid,itd,f2sa_p"))
+        specs = [parse_method_spec(spec) for spec in method_list]
         problem, x0 = build_problem(args.problem, seed=args.seed, **params)
         if args.second_order_cost != 1:
             from .problems.wrappers import SecondOrderCost
 
             problem = SecondOrderCost(problem, args.second_order_cost)
-        method_list = split_methods(args.methods or DEFAULT_METHODS.get(args.problem, "f2ba,aid,itd,f2sa_p"))
-        for spec in method_list:
-            parse_method_spec(spec)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        print(f"bilevel-ref compare: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
+    available = set(registered())
+    unknown = [label for label, name, _ in specs if name not in available]
+    if unknown and (not args.skip_missing or len(unknown) == len(specs)):
+        return _error(f"unknown method(s) {', '.join(unknown)}; nothing run"
+                      + ("" if len(unknown) == len(specs) else " (--skip-missing runs the others)")
+                      + f"; available: {', '.join(sorted(available))}")
     budget = args.budget or DEFAULT_BUDGET.get(args.problem, 5000)
     options = _parse_options(args.option)
 
-    limiter = contextlib.nullcontext()
-    if args.threads < 0:
-        print(f"bilevel-ref compare: error: --threads must be >= 0, got {args.threads}", file=sys.stderr)
-        return 2
-    if args.threads > 0:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            print("note: threadpoolctl is not installed; BLAS threads are not limited "
-                  "(pip install threadpoolctl, or set OPENBLAS_NUM_THREADS)", file=sys.stderr)
-        else:
-            limiter = threadpool_limits(limits=args.threads, user_api="blas")
+    stem = _stem(args.problem, params, DEFAULT_PARAMS.get(args.problem, {}), args.seed)
+    json_path = os.path.join(args.out, stem + ".json")
+    png_path = None if args.no_plot else os.path.join(args.out, stem + ".png")
+    created_out = not os.path.exists(args.out)
+    out_error = _prepare_output(args.out, [p for p in (json_path, png_path) if p], args.overwrite)
+    if out_error:
+        return _error(out_error)
 
-    print(f"problem {problem.name} (dx={problem.dx}, dy={problem.dy}), seed {args.seed}, "
-          f"budget {budget} oracle calls per method")
+    out(f"problem {problem.name} (dx={problem.dx}, dy={problem.dy}), seed {args.seed}, "
+        f"budget {budget} oracle calls per method")
     with limiter:
         try:
             result = run_comparison(problem, x0, method_list, budget=budget, seed=args.seed,
                                     problem_name=args.problem, options=options,
-                                    progress=not args.no_progress, maxiter=args.maxiter)
+                                    progress=not args.no_progress, maxiter=args.maxiter, log=out)
         except OptionError as exc:
-            print(f"bilevel-ref compare: error: {exc}", file=sys.stderr)
-            return 2
+            return _error(exc)
 
-    runs = result["runs"]
+    runs, skipped = result["runs"], result["skipped"]
+    if not runs:
+        if created_out:  # leave no trace: the (empty) directory made for this run goes again
+            with contextlib.suppress(OSError):
+                os.rmdir(args.out)
+        return _error("no method produced a result ("
+                      + "; ".join(f"{name}: {why}" for name, why in skipped.items())
+                      + f"); nothing written to {args.out}")
     metrics = [m for m in ("val_loss", "test_accuracy", "weight_corrupted", "grad_norm")
                if any(m in r["curve"] for r in runs.values())]
     if not metrics:
         metrics = [m for m in ("phi", "f") if any(m in r["curve"] for r in runs.values())]
-    stem = _stem(args.problem, params, DEFAULT_PARAMS.get(args.problem, {}), args.seed)
     record = {
         "command": "bilevel-ref compare " + " ".join(argv if argv is not None else sys.argv[2:]),
         "problem": args.problem, "problem_label": problem.name, "params": params, "seed": args.seed,
@@ -514,29 +589,30 @@ def main(argv=None):
         "title": f"{problem.name}: dx={problem.dx}, dy={problem.dy}, budget {budget} oracle calls, seed {args.seed}",
         **result,
     }
-    print()
-    if runs:
-        print(_short_table(record))
-    for name, why in result["skipped"].items():
-        print(f"skipped {name}: {why}")
-    for name, r in runs.items():
-        if not r["ok"]:
-            print(f"{name}: {r['message']}")
-    os.makedirs(args.out, exist_ok=True)
-    json_path = os.path.join(args.out, stem + ".json")
-    with open(json_path, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=1, default=float)
-    print(f"\nwrote {json_path}")
-    if not args.no_plot and runs:
+    # the files first, then the table: a closed stdout cannot lose them
+    written = [write_json_atomic(json_path, record)]
+    if png_path is not None:
         from .plotting import plot_compare
 
         try:
-            png = plot_compare(record, os.path.join(args.out, stem + ".png"))
+            written.append(plot_compare(record, png_path))
         except ImportError as exc:
             print(f"no plot: {exc}", file=sys.stderr)
-        else:
-            print(f"wrote {png}")
-    return 0 if runs and all(r["ok"] for r in runs.values()) else 1
+
+    out()
+    out(_short_table(record))
+    for name, why in skipped.items():
+        out(f"skipped {name}: {why}")
+    for name, r in runs.items():
+        if not r["ok"]:
+            out(f"{name}: {r['message']}")
+    out()
+    for path in written:
+        out(f"wrote {path}")
+    if skipped and not args.skip_missing:
+        return _error(f"skipped {', '.join(skipped)} (see above; --skip-missing accepts that); "
+                      f"the others' results are in {json_path}")
+    return 0 if all(r["ok"] for r in runs.values()) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,13 @@ its arguments, formulas), ``seed``, ``dtype``, ``inputs``, ``outputs``,
 ``description``.  The format is versioned (:data:`FORMAT_VERSION`); a reader
 must reject a newer major version.
 
+Damaged or malformed input — a truncated ``.npz``, a manifest that is not
+JSON or lacks a required field or has one of the wrong type, an array the
+manifest lists but the file lacks — raises :class:`CrosscheckInputError`
+(a :class:`ValueError`) whose one-line message names the file and the field.
+``bilevel-ref crosscheck`` exits with :data:`EXIT_INPUT` (2) on it;
+:data:`EXIT_MISMATCH` (1) means only that a quantity is outside its tolerance.
+
 Errors are normwise: ``max_abs`` = max|out − ref|, ``max_rel`` = max_abs /
 max|ref| (elementwise relative errors are meaningless at zero entries); an
 array passes iff ``max_abs <= atol + rtol * max|ref|``.
@@ -44,19 +51,50 @@ import json
 import math
 import os
 import sys
+import traceback
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._validation import check_choice
 
-__all__ = ["FORMAT_VERSION", "GoldenCase", "CheckReport", "export_golden", "load_golden", "check",
-           "reference_outputs", "rebuild_problem", "main"]
+__all__ = ["FORMAT_VERSION", "GoldenCase", "CheckReport", "CrosscheckInputError", "export_golden", "load_golden",
+           "check", "reference_outputs", "rebuild_problem", "main",
+           "EXIT_PASS", "EXIT_MISMATCH", "EXIT_INPUT", "EXIT_INTERNAL"]
 
 #: Major.minor version of the golden-case format.
 FORMAT_VERSION = "1.0"
 MANIFEST = "manifest.json"
 DTYPES = ("float64", "float32")
+
+#: Exit status of ``bilevel-ref crosscheck``: every checked quantity within its tolerance
+EXIT_PASS = 0
+#: ... a quantity outside its tolerance (or non-finite) — and nothing else
+EXIT_MISMATCH = 1
+#: ... damaged or malformed input (golden directory, manifest, candidate file) or a usage error
+EXIT_INPUT = 2
+#: ... an unexpected internal error (a bug; the traceback is printed)
+EXIT_INTERNAL = 3
+
+
+class CrosscheckInputError(ValueError):
+    """Damaged or malformed crosscheck input.
+
+    ``file`` is the offending file, ``field`` the manifest field or array name
+    (None when the whole file is unreadable) and ``case`` the golden case if
+    known; ``str(err)`` is one line ``<file>: [case '<case>'] <field>: <problem>``.
+    """
+
+    def __init__(self, file, field, problem, *, case=None, kind="field"):
+        self.file = os.fspath(file)
+        self.field = field
+        self.case = case
+        self.problem = " ".join(str(problem).split())      # one line
+        where = ([f"case {case!r}"] if case is not None else []) + \
+            ([f"{kind} {field!r}"] if field is not None else [])
+        super().__init__(self.file + (": " + " ".join(where) if where else "") + ": " + self.problem)
 
 # Default tolerances (rtol, atol) by output name; float32 allows for single-precision
 # rounding, and for the O(λ) cancellation inside the penalty Hessian (see
@@ -87,6 +125,8 @@ class GoldenCase:
     outputs: dict
     tolerances: dict
     description: str = ""
+    #: the ``.npz`` file the case was loaded from (empty for cases built in memory)
+    path: str = field(default="", compare=False, repr=False)
 
     def manifest_entry(self):
         return {"name": self.name, "file": f"{self.name}.npz", "kind": self.kind, "family": self.family,
@@ -312,8 +352,9 @@ def export_golden(directory, cases=None):
                 "error_measure": "max_abs = max|out - ref|; max_rel = max_abs / max|ref|; "
                                  "pass iff max_abs <= atol + rtol * max|ref|",
                 "cases": [c.manifest_entry() for c in all_cases]}
-    with open(os.path.join(directory, MANIFEST), "w") as fh:
-        json.dump(manifest, fh, indent=1, default=_json_default)
+    from ._text import write_json_atomic
+
+    write_json_atomic(os.path.join(directory, MANIFEST), manifest)  # strict JSON, replaced atomically
     return all_cases
 
 
@@ -325,29 +366,181 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+# errors numpy / zipfile raise on a truncated or corrupt .npz (when opening it or reading a member)
+_NPZ_ERRORS = (zipfile.BadZipFile, ValueError, EOFError, OSError, zlib.error, RuntimeError)
+
+
+def _read_npz(path, role):
+    """All arrays of an ``.npz`` file as a dict; :class:`CrosscheckInputError` if it is unreadable."""
+    if not os.path.isfile(path):
+        raise CrosscheckInputError(path, None, f"{role} file not found")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except _NPZ_ERRORS as exc:
+        raise CrosscheckInputError(path, None, f"not a readable .npz archive (truncated or corrupt?): "
+                                               f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise CrosscheckInputError(path, None, "a single .npy array, not an .npz archive of named arrays")
+    out = {}
+    with npz:
+        for key in npz.files:
+            try:
+                out[key] = npz[key]
+            except _NPZ_ERRORS as exc:
+                raise CrosscheckInputError(path, key, f"unreadable (truncated or corrupt archive?): "
+                                                      f"{type(exc).__name__}: {exc}", kind="array") from None
+    return out
+
+
+def _json_type(value):
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+# required fields of a manifest case entry: (type, description)
+_ENTRY_FIELDS = (("name", str, "a string"), ("file", str, "a string"), ("kind", str, "a string"),
+                 ("family", str, "a string"), ("params", dict, "an object"), ("seed", int, "an integer"),
+                 ("dtype", str, "a string"), ("data", list, "an array of strings"),
+                 ("inputs", list, "an array of strings"), ("outputs", list, "an array of strings"),
+                 ("tolerances", dict, "an object"))
+
+
+def _is_type(value, typ):
+    if typ is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, typ)
+
+
+def _validate_manifest(path, manifest):
+    """Check the manifest schema up front; :class:`CrosscheckInputError` names the field."""
+    def fail(field, problem, case=None):
+        raise CrosscheckInputError(path, field, problem, case=case)
+
+    if not isinstance(manifest, dict):
+        fail(None, f"the manifest must be a JSON object, got {_json_type(manifest)}")
+    for key, typ, desc in (("format", str, "a string"), ("version", str, "a string"), ("cases", list, "an array")):
+        if key not in manifest:
+            fail(key, "missing required field")
+        if not _is_type(manifest[key], typ):
+            fail(key, f"must be {desc}, got {_json_type(manifest[key])}")
+    if manifest["format"] != "bilevel_ref-golden":
+        fail("format", f"not a bilevel_ref golden manifest (expected 'bilevel_ref-golden', "
+                       f"got {manifest['format']!r})")
+    major = manifest["version"].split(".")[0]
+    if not major.isdigit():
+        fail("version", f"must be 'MAJOR.MINOR', got {manifest['version']!r}")
+    if major != FORMAT_VERSION.split(".")[0]:
+        fail("version", f"format version {manifest['version']} is not readable by this library "
+                        f"(format {FORMAT_VERSION})")
+    if not manifest["cases"]:
+        fail("cases", "empty: the manifest lists no golden case")
+    seen = set()
+    for i, entry in enumerate(manifest["cases"]):
+        if not isinstance(entry, dict):
+            fail(f"cases[{i}]", f"must be an object, got {_json_type(entry)}")
+        name = entry.get("name") if isinstance(entry.get("name"), str) else None
+        case = name
+        for key, typ, desc in _ENTRY_FIELDS:
+            where = key if case is not None else f"cases[{i}].{key}"
+            if key not in entry:
+                fail(where, "missing required field", case)
+            if not _is_type(entry[key], typ):
+                fail(where, f"must be {desc}, got {_json_type(entry[key])}", case)
+            if typ is list:
+                bad = [v for v in entry[key] if not isinstance(v, str)]
+                if bad:
+                    fail(where, f"must be {desc}, has {_json_type(bad[0])} {bad[0]!r}", case)
+        if not name:
+            fail(f"cases[{i}].name", "must be a non-empty string")
+        if name in seen:
+            fail("name", "duplicate case name", case)
+        seen.add(name)
+        if "description" in entry and not isinstance(entry["description"], str):
+            fail("description", f"must be a string, got {_json_type(entry['description'])}", case)
+        fname = entry["file"]
+        if not fname or os.path.isabs(fname) or os.path.basename(fname) != fname or fname in (".", ".."):
+            fail("file", f"must be a file name inside the golden directory, got {fname!r}", case)
+        for out in entry["outputs"]:
+            tol = entry["tolerances"].get(out)
+            if tol is None:
+                fail(f"tolerances.{out}", "missing (every listed output needs tolerances)", case)
+            if not isinstance(tol, dict):
+                fail(f"tolerances.{out}", f"must be an object, got {_json_type(tol)}", case)
+            for dt in DTYPES:
+                if not isinstance(tol.get(dt), dict):
+                    fail(f"tolerances.{out}.{dt}",
+                         "missing required field" if dt not in tol else
+                         f"must be an object, got {_json_type(tol[dt])}", case)
+                for key in ("rtol", "atol"):
+                    v = tol[dt].get(key)
+                    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                        fail(f"tolerances.{out}.{dt}.{key}",
+                             "missing required field" if key not in tol[dt] else
+                             f"must be a finite number >= 0, got {v!r}", case)
+
+
+def _read_manifest(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+    except UnicodeDecodeError as exc:
+        raise CrosscheckInputError(path, None, f"not UTF-8 JSON text: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise CrosscheckInputError(path, None, f"not valid JSON (truncated or corrupt?): {exc}") from None
+    except OSError as exc:
+        raise CrosscheckInputError(path, None, f"cannot read: {exc}") from None
+    _validate_manifest(path, manifest)
+    return manifest
+
+
 def load_golden(directory):
-    """Read a golden directory; returns ``{name: GoldenCase}`` (in manifest order)."""
+    """Read a golden directory; returns ``{name: GoldenCase}`` (in manifest order).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``directory`` has no ``manifest.json``.
+    CrosscheckInputError
+        The manifest is not JSON, has a different major version, misses a
+        required field or has one of the wrong type; a case file is
+        unreadable (truncated, corrupt), lacks an array the manifest lists, or
+        holds an output the manifest does not list or non-finite references.
+        The message names the file and the field.
+    """
     path = os.path.join(directory, MANIFEST)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no {MANIFEST} in {directory!r}: not a golden-case directory")
-    with open(path) as fh:
-        manifest = json.load(fh)
-    if manifest.get("format") != "bilevel_ref-golden":
-        raise ValueError(f"{path}: not a bilevel_ref golden manifest")
-    major = str(manifest.get("version", "0")).split(".")[0]
-    if major != FORMAT_VERSION.split(".")[0]:
-        raise ValueError(f"{path}: format version {manifest.get('version')} is not readable by this "
-                         f"library (format {FORMAT_VERSION})")
+    manifest = _read_manifest(path)
     out = {}
     for entry in manifest["cases"]:
-        with np.load(os.path.join(directory, entry["file"])) as npz:
-            parts = {"data": {}, "input": {}, "output": {}}
-            for key in npz.files:
-                group, _, name = key.partition("/")
-                parts[group][name] = npz[key]
-        out[entry["name"]] = GoldenCase(entry["name"], entry["kind"], entry["family"], entry["params"],
-                                        entry["seed"], entry["dtype"], parts["data"], parts["input"],
-                                        parts["output"], entry["tolerances"], entry.get("description", ""))
+        name = entry["name"]
+        fpath = os.path.join(directory, entry["file"])
+        parts = {"data": {}, "input": {}, "output": {}}
+        for key, arr in _read_npz(fpath, f"case {name!r}").items():
+            group, sep, arr_name = key.partition("/")
+            if not sep or not arr_name or group not in parts:
+                raise CrosscheckInputError(fpath, key, "unexpected array name (golden arrays are data/<name>, "
+                                                       "input/<name>, output/<name>)", kind="array")
+            if arr.dtype.kind not in "biuf":
+                raise CrosscheckInputError(fpath, key, f"not a real numeric array (dtype {arr.dtype})",
+                                           kind="array")
+            parts[group][arr_name] = arr
+        for group, field_ in (("data", "data"), ("input", "inputs"), ("output", "outputs")):
+            for arr_name in entry[field_]:
+                if arr_name not in parts[group]:
+                    raise CrosscheckInputError(fpath, f"{group}/{arr_name}", f"missing (the manifest lists "
+                                               f"{arr_name!r} in {field_} of case {name!r})", kind="array")
+        unlisted = sorted(set(parts["output"]) - set(entry["outputs"]))
+        if unlisted:
+            raise CrosscheckInputError(fpath, f"output/{unlisted[0]}", f"not listed in the manifest's outputs "
+                                       f"of case {name!r} (it has no tolerance)", kind="array")
+        for arr_name, ref in parts["output"].items():
+            if not np.all(np.isfinite(ref)):
+                raise CrosscheckInputError(fpath, f"output/{arr_name}", "non-finite reference values",
+                                           kind="array")
+        out[name] = GoldenCase(name, entry["kind"], entry["family"], entry["params"], entry["seed"],
+                               entry["dtype"], parts["data"], parts["input"], parts["output"],
+                               entry["tolerances"], entry.get("description", ""), path=fpath)
     return out
 
 
@@ -410,9 +603,18 @@ def check(directory, outputs, dtype="float64", require_all=False):
     CheckReport
         ``passed`` is False if any provided array is out of tolerance, has
         the wrong shape or non-finite entries (or nothing at all was checked).
+
+    Raises
+    ------
+    FileNotFoundError, CrosscheckInputError
+        A missing, damaged or malformed golden directory (:func:`load_golden`).
     """
     check_choice(dtype, "dtype", DTYPES)
-    cases = load_golden(directory)
+    return _check_cases(load_golden(directory), outputs, dtype, require_all)
+
+
+def _check_cases(cases, outputs, dtype, require_all):
+    """:func:`check` on cases already loaded."""
     if not callable(outputs):
         if not isinstance(outputs, dict):
             raise TypeError(f"outputs must be a dict or a callable, got {type(outputs).__name__}")
@@ -456,25 +658,90 @@ def check(directory, outputs, dtype="float64", require_all=False):
 # ---------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------
+_EXIT_HELP = """exit status:
+  0  every checked quantity is within its tolerance (export, list: success)
+  1  a quantity is outside its tolerance or non-finite -- and only that
+  2  damaged or malformed input: a truncated/corrupt .npz, a manifest that is
+     not JSON or lacks a field (e.g. 'tolerances') or has one of the wrong
+     type, an array the manifest lists but a file lacks, a candidate array
+     with an unknown name or the wrong shape, a quantity --require-all needs
+     but the candidate lacks; or a usage error.  One line on stderr names the
+     file and the field.
+  3  unexpected internal error (a bug: the traceback is printed)"""
+
+
 def _parser():
-    ap = argparse.ArgumentParser(prog="bilevel-ref crosscheck",
+    fmt = argparse.RawDescriptionHelpFormatter
+    ap = argparse.ArgumentParser(prog="bilevel-ref crosscheck", formatter_class=fmt, epilog=_EXIT_HELP,
                                  description="Export golden cases or check candidate outputs against them.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     ex = sub.add_parser("export", help="write golden cases (.npz + manifest.json)")
     ex.add_argument("directory")
     ex.add_argument("--case", action="append", default=None, help="only these cases (repeat)")
-    ck = sub.add_parser("check", help="compare an outputs .npz (keys 'case/array') with the golden cases")
+    ck = sub.add_parser("check", help="compare an outputs .npz (keys 'case/array') with the golden cases",
+                        formatter_class=fmt, epilog=_EXIT_HELP)
     ck.add_argument("directory")
     ck.add_argument("outputs", help=".npz with keys 'case/array', or 'self' to recheck this library")
     ck.add_argument("--dtype", choices=DTYPES, default="float64")
-    ck.add_argument("--require-all", action="store_true")
+    ck.add_argument("--require-all", action="store_true",
+                    help="every golden output must be in the candidate (a missing one exits 2)")
     ls = sub.add_parser("list", help="list the cases of a golden directory")
     ls.add_argument("directory")
     return ap
 
 
+def _read_candidate(path, cases, require_all):
+    """A candidate ``.npz`` (keys ``case/array``) as ``{case: {array: values}}``, validated against the
+    golden cases: every key a known case and output, real numeric, of the golden shape (and with
+    ``require_all`` every golden output present); :class:`CrosscheckInputError` otherwise."""
+    arrays = _read_npz(path, "candidate")
+    if not arrays:
+        raise CrosscheckInputError(path, None, "the archive holds no arrays (expected keys 'case/array')")
+    out = {}
+    for key, arr in arrays.items():
+        case, sep, name = key.partition("/")
+        if not sep or not name:
+            raise CrosscheckInputError(path, key, "array names must be 'case/array'", kind="array")
+        if case not in cases:
+            raise CrosscheckInputError(path, key, f"unknown case {case!r}; golden cases: {list(cases)}",
+                                       kind="array")
+        ref = cases[case].outputs.get(name)
+        if ref is None:
+            raise CrosscheckInputError(path, key, f"case {case!r} has no output {name!r}; its outputs: "
+                                                  f"{sorted(cases[case].outputs)}", kind="array")
+        if arr.dtype.kind not in "biuf":
+            raise CrosscheckInputError(path, key, f"not a real numeric array (dtype {arr.dtype})", kind="array")
+        if arr.shape != ref.shape:
+            raise CrosscheckInputError(path, key, f"shape {arr.shape} differs from the golden shape {ref.shape}",
+                                       kind="array")
+        out.setdefault(case, {})[name] = arr
+    if require_all:
+        for case_name, case in cases.items():
+            for name in case.outputs:
+                if name not in out.get(case_name, {}):
+                    raise CrosscheckInputError(path, f"{case_name}/{name}", "missing (--require-all needs "
+                                               "every golden output)", kind="array")
+    return out
+
+
+def _self_outputs(case):
+    """:func:`reference_outputs` for ``check ... self``; data that cannot be rebuilt is an input error."""
+    try:
+        return reference_outputs(case)
+    except (ValueError, KeyError, IndexError, TypeError, ArithmeticError) as exc:
+        raise CrosscheckInputError(case.path or f"{case.name}.npz", None,
+                                   f"cannot recompute case {case.name!r} from its data and inputs: "
+                                   f"{type(exc).__name__}: {exc}") from None
+
+
 def main(argv=None):
-    """``bilevel-ref crosscheck export|check|list``; returns the exit status (1 on a failed check)."""
+    """``bilevel-ref crosscheck export|check|list``; returns the exit status.
+
+    :data:`EXIT_PASS` (0), :data:`EXIT_MISMATCH` (1: a quantity outside its
+    tolerance, nothing else), :data:`EXIT_INPUT` (2: damaged or malformed
+    input, one line on stderr naming the file and the field; usage errors),
+    :data:`EXIT_INTERNAL` (3: an unexpected error, traceback printed).
+    """
     args = _parser().parse_args(argv)
     try:
         if args.cmd == "export":
@@ -482,19 +749,25 @@ def main(argv=None):
             for c in cases:
                 print(f"{c.name}: {c.kind}, {c.family}, outputs {sorted(c.outputs)}")
             print(f"wrote {len(cases)} case(s) and {MANIFEST} to {args.directory}")
-            return 0
+            return EXIT_PASS
         if args.cmd == "list":
             for name, c in load_golden(args.directory).items():
                 print(f"{name}: {c.kind}, {c.family} — {c.description}; outputs {sorted(c.outputs)}")
-            return 0
+            return EXIT_PASS
+        cases = load_golden(args.directory)
         if args.outputs == "self":
-            outputs = reference_outputs
+            outputs = _self_outputs
         else:
-            with np.load(args.outputs) as npz:
-                outputs = {k: npz[k] for k in npz.files}
-        report = check(args.directory, outputs, dtype=args.dtype, require_all=args.require_all)
-    except (OSError, ValueError, TypeError) as exc:
-        print(f"bilevel-ref crosscheck: error: {exc}", file=sys.stderr)
-        return 2
+            outputs = _read_candidate(args.outputs, cases, args.require_all)
+        report = _check_cases(cases, outputs, args.dtype, args.require_all)
+    except (CrosscheckInputError, OSError, ValueError) as exc:
+        # damaged input (CrosscheckInputError), a missing directory or manifest, an unknown --case
+        print(f"bilevel-ref crosscheck: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_INPUT
+    except Exception:  # noqa: BLE001 - exit 1 must keep meaning "outside tolerance" only
+        traceback.print_exc()
+        print("bilevel-ref crosscheck: internal error (a bug in bilevel_ref; please report the traceback above)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
     print(report.format())
-    return 0 if report.passed else 1
+    return EXIT_PASS if report.passed else EXIT_MISMATCH

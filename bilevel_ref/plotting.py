@@ -6,7 +6,11 @@ threads.  Only :mod:`bilevel_ref.compare` (and users) call these.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+from ._text import atomic_path
 
 __all__ = ["require_matplotlib", "plot_compare", "METRIC_LABELS", "X_AXES"]
 
@@ -49,11 +53,13 @@ def plot_compare(record, path, metrics=None):
 
     Parameters
     ----------
-    record : dict
+    record : dict or path
         As written by ``bilevel-ref compare`` (``record["runs"][method]["curve"]``
-        holds ``calls``, ``time`` and one array per metric).
+        holds ``calls``, ``time`` and one array per metric), or the path of
+        its JSON file (read with :func:`bilevel_ref.compare.read_record`;
+        ``null`` values are missing points).
     path : str or path
-        Output PNG.
+        Output PNG, written atomically (temporary file, then :func:`os.replace`).
     metrics : sequence of str, optional
         Metrics to plot (default ``record["plot_metrics"]``).
 
@@ -63,6 +69,10 @@ def plot_compare(record, path, metrics=None):
         The path written.
     """
     Figure = require_matplotlib()
+    if isinstance(record, (str, os.PathLike)):
+        from .compare import read_record
+
+        record = read_record(record)
     metrics = list(metrics or record["plot_metrics"])
     runs = {m: r for m, r in record["runs"].items() if r.get("curve")}
     fig = Figure(figsize=(11, 3.4 * len(metrics)), layout="constrained")
@@ -100,5 +110,6 @@ def plot_compare(record, path, metrics=None):
             if row == 0 and col == 0:
                 ax.legend(fontsize=8)
     fig.suptitle(record.get("title", "bilevel-ref compare"), fontsize=10)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     return str(path)

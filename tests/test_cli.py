@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from bilevel_ref._text import parse_assignments
 from bilevel_ref.cli import main
@@ -52,3 +53,38 @@ def test_console_script_progress_bar_on_stderr():
                           capture_output=True, text=True, timeout=120)
     assert "iter" in proc.stdout and "aid" in proc.stderr  # tqdm writes the bar to stderr
     assert np.isfinite(float(proc.stdout.split("‖∇φ‖ = ")[1].split()[0]))
+
+
+def test_run_threads_limits_blas_during_the_run(monkeypatch, capsys):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import bilevel_ref
+
+    def blas_threads():
+        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"}
+
+    seen, outside, real = [], blas_threads(), bilevel_ref.minimize
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bilevel_ref, "minimize", spy)
+    for threads, expected in (("1", {1} if outside else set()), ("0", outside)):
+        assert main(["run", "--maxiter", "3", "--no-progress", "--threads", threads]) in (0, 1)
+        assert seen[-1] == expected
+    assert blas_threads() == outside
+    assert main(["run", "--threads", "-1", "--no-progress"]) == 2
+    assert "--threads must be >= 0" in capsys.readouterr().err
+
+
+def test_run_and_compare_share_the_threads_option(capsys):
+    from bilevel_ref import compare
+
+    helps = []
+    for argv in (["run", "--help"], ["compare", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        helps.append(" ".join(capsys.readouterr().out.split()))
+    text = helps[1].split("--threads N ")[1].split(" --")[0]
+    assert "threadpoolctl" in text and text in helps[0]
+    assert compare._parser().get_default("threads") == 1

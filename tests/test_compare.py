@@ -1,5 +1,8 @@
 """`bilevel-ref compare`: common budget, skipped methods, outputs, option overrides, errors."""
 import json
+import os
+import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -22,6 +25,7 @@ def test_hyper_cleaning_run_respects_budget_and_skips_unknown(tmp_path, capsys):
     with pytest.warns(BilevelRefWarning, match="f2ba has no option 'linsys_steps'"):
         rc, rec, out = _run(tmp_path, "--problem", "hyper-cleaning-synthetic", "--param", "n_train=60",
                             "--param", "n_val=40", "--methods", "aid,f2ba,no-such-method", "--budget", "400",
+                            "--skip-missing",
                             "--option", "aid:inner_steps=5", "--option", "linsys_steps=3")
     text = capsys.readouterr().out
     assert rc == 0
@@ -102,7 +106,7 @@ def test_output_names():
 @pytest.mark.slow
 def test_readme_command_main_job(tmp_path):
     # The README's first command: every method down-weights the corrupted
-    # samples and beats uniform weights (≈ 0.48 test accuracy at p = 0.5).
+    # samples and beats uniform weights (0.63 test accuracy at p = 0.5).
     rc, rec, out = _run(tmp_path, "--problem", "hyper-cleaning", "--dataset", "breast-cancer", "--noise", "0.5",
                         "--methods", "fsba,lfsba,ifsba,f2ba,aid,itd")
     assert rc == 0 and (out / "compare-hyper-cleaning-breast-cancer-p0.5-seed0.png").exists()
@@ -161,3 +165,121 @@ def test_global_option_no_method_has_is_an_error(tmp_path, capsys):
     problem, x0 = build_problem("quadratic", seed=0)
     with pytest.raises(OptionError, match="'nope'"):
         compare.run_comparison(problem, x0, ["aid"], budget=10, options={"*": {"nope": 1}}, progress=False)
+
+
+# ---------------------------------------------------------------------------
+# result files are never lost (issue 15 item 1, issue 16 item 5)
+# ---------------------------------------------------------------------------
+QUICK = ("--problem", "quadratic", "--budget", "100", "--no-progress")
+
+
+def _no_runs(monkeypatch):
+    """Make any method run fail the test: the checks must come first."""
+    def fail(*args, **kwargs):
+        raise AssertionError("a method ran before the output checks")
+
+    monkeypatch.setattr(compare, "run_comparison", fail)
+
+
+def test_failed_compare_leaves_the_previous_record_intact(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert compare.main(["--out", str(out), *QUICK, "--methods", "aid"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"compare-quadratic-seed0.json", "compare-quadratic-seed0.png"}
+    capsys.readouterr()
+    # a typo: unknown method, nothing runs, nothing is written (with or without --overwrite)
+    for extra in ((), ("--overwrite",), ("--overwrite", "--skip-missing")):
+        assert compare.main(["--out", str(out), *QUICK, "--methods", "aidd", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "unknown method(s) aidd" in err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_existing_files_need_overwrite_and_are_checked_before_any_run(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    assert compare.main(["--out", str(out), *QUICK, "--methods", "aid"]) == 0
+    json_file = out / "compare-quadratic-seed0.json"
+    old = json_file.read_bytes()
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        _no_runs(m)
+        assert compare.main(["--out", str(out), *QUICK, "--methods", "f2ba"]) == 2
+        err = capsys.readouterr().err
+        assert f"{json_file} already exists" in err and "--overwrite" in err
+        # the PNG alone is protected too; with --no-plot only the JSON counts
+        json_file.rename(out / "kept.json")
+        assert compare.main(["--out", str(out), *QUICK, "--methods", "f2ba"]) == 2
+        assert "compare-quadratic-seed0.png already exists" in capsys.readouterr().err
+    assert compare.main(["--out", str(out), *QUICK, "--methods", "f2ba", "--no-plot"]) == 0
+    assert compare.main(["--out", str(out), *QUICK, "--methods", "f2ba", "--overwrite"]) == 0
+    assert set(json.loads(json_file.read_text())["runs"]) == {"f2ba"} and json_file.read_bytes() != old
+    # no temporary files left behind
+    assert sorted(p.name for p in out.iterdir()) == ["compare-quadratic-seed0.json", "compare-quadratic-seed0.png",
+                                                     "kept.json"]
+
+
+def test_output_directory_is_validated_before_any_run(tmp_path, capsys, monkeypatch):
+    _no_runs(monkeypatch)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for out, why in ((a_file, "is not a directory"), (a_file / "sub", "cannot create the output directory")):
+        assert compare.main(["--out", str(out), *QUICK, "--methods", "aid"]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "Traceback" not in err and err.count("\n") == 1
+    assert compare.main(["--out", str(tmp_path / "o"), *QUICK, "--threads", "-1"]) == 2
+    assert "--threads must be >= 0" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_skipped_methods_exit_2_unless_skip_missing(tmp_path, capsys):
+    # mcn needs a minimax problem: skipped at run time; aid's results are written all the same
+    rc, rec, out = _run(tmp_path, *QUICK, "--methods", "aid,mcn", "--no-plot")
+    err = capsys.readouterr().err
+    assert rc == 2 and "skipped mcn" in err and "--skip-missing" in err
+    assert set(rec["runs"]) == {"aid"} and "mcn" in rec["skipped"]
+    rc, rec, _ = _run(tmp_path, *QUICK, "--methods", "aid,mcn,nope", "--no-plot", "--skip-missing", "--overwrite")
+    assert rc == 0 and set(rec["skipped"]) == {"mcn", "nope"}
+    # unknown names are refused before anything runs
+    assert _run(tmp_path, *QUICK, "--methods", "aid,nope", "--overwrite")[0] == 2
+    assert "unknown method(s) nope" in capsys.readouterr().err
+
+
+def test_no_result_writes_nothing(tmp_path, capsys):
+    rc, rec, out = _run(tmp_path, *QUICK, "--methods", "mcn", "--skip-missing")
+    err = capsys.readouterr().err
+    assert rc == 2 and rec is None and not out.exists()  # not even the directory made for the run
+    assert err.count("\n") == 1 and "no method produced a result (mcn: TypeError" in err
+
+
+def test_closed_stdout_pipe_is_quiet_and_the_files_are_written(tmp_path):
+    root = pathlib.Path(compare.__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "bilevel_ref.cli", "compare", *QUICK, "--methods", "aid,f2ba"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # `| head -0`: the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+    out = tmp_path / "bilevel-ref-out"
+    assert set(json.loads((out / "compare-quadratic-seed0.json").read_text())["runs"]) == {"aid", "f2ba"}
+    assert (out / "compare-quadratic-seed0.png").stat().st_size > 10_000
+
+
+def test_records_are_strict_json_and_read_back_with_nan(tmp_path):
+    from bilevel_ref.plotting import plot_compare
+
+    rc, rec, out = _run(tmp_path, *QUICK, "--methods", "aid,f2ba", "--no-plot")
+    path = out / "compare-quadratic-seed0.json"
+    # a metric that is NaN at some checkpoints is null in the file, NaN again through read_record
+    rec["runs"]["aid"]["curve"]["phi"][1] = float("nan")
+    rec["runs"]["aid"]["final"]["f"] = float("inf")
+    from bilevel_ref._text import write_json_atomic
+
+    write_json_atomic(path, rec)
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    back = compare.read_record(path)
+    assert np.isnan(back["runs"]["aid"]["curve"]["phi"][1]) and np.isnan(back["runs"]["aid"]["final"]["f"])
+    assert isinstance(back["runs"]["aid"]["curve"]["calls"][0], int)
+    assert "nan" in compare._short_table(back)
+    png = plot_compare(path, tmp_path / "from-file.png")
+    assert pathlib.Path(png).stat().st_size > 10_000

@@ -224,3 +224,237 @@ def test_cli(golden, tmp_path, capsys, cases):
     assert X.main(["check", str(out), str(tmp_path / "cand.npz")]) == 1
     assert "case 'cubic-pd-6', array" in capsys.readouterr().out
     assert X.main(["check", str(tmp_path / "missing"), "self"]) == 2
+
+
+# -- damaged input: typed errors, exit 2 with one line naming the file and the field --------
+@pytest.fixture
+def damaged(tmp_path):
+    """A fresh golden directory (two cases) and a candidate with every output, both to damage."""
+    gold = tmp_path / "golden"
+    cases = X.export_golden(str(gold), ["quadratic-5x4", "cubic-pd-6"])
+    cand = tmp_path / "cand.npz"
+    np.savez(cand, **{f"{c.name}/{k}": v for c in cases for k, v in c.outputs.items()})
+    return gold, cand
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _edit_manifest(gold, edit):
+    path = gold / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def _rewrite_npz(path, edit):
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    edit(arrays)
+    np.savez(path, **arrays)
+
+
+def _exit_and_error(capsys, argv):
+    capsys.readouterr()
+    code = X.main(argv)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def _assert_input_error(code, err, *needles):
+    assert code == X.EXIT_INPUT == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err    # one line, no traceback
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_undamaged_input_passes_and_real_mismatch_exits_1(damaged, capsys):
+    gold, cand = damaged
+    assert X.main(["check", str(gold), str(cand)]) == 0
+    assert X.main(["check", str(gold), "self"]) == 0
+    _rewrite_npz(cand, lambda a: a.__setitem__("quadratic-5x4/grad_phi", a["quadratic-5x4/grad_phi"] * (1 + 1e-6)))
+    code, err = _exit_and_error(capsys, ["check", str(gold), str(cand)])
+    assert code == X.EXIT_MISMATCH == 1 and err == ""
+    _rewrite_npz(cand, lambda a: a.__setitem__("quadratic-5x4/grad_phi", a["quadratic-5x4/grad_phi"] * np.nan))
+    assert X.main(["check", str(gold), str(cand)]) == 1          # non-finite: outside any tolerance
+
+
+def test_truncated_golden_npz(damaged, capsys):
+    gold, cand = damaged
+    _truncate(gold / "cubic-pd-6.npz")
+    for argv in (["check", str(gold), "self"], ["check", str(gold), str(cand)], ["list", str(gold)]):
+        code, err = _exit_and_error(capsys, argv)
+        _assert_input_error(code, err, "cubic-pd-6.npz", "truncated or corrupt")
+    with pytest.raises(X.CrosscheckInputError) as info:
+        X.load_golden(str(gold))
+    assert info.value.file.endswith("cubic-pd-6.npz") and isinstance(info.value, ValueError)
+
+
+def test_corrupt_member_of_golden_npz_names_the_array(damaged, capsys):
+    gold, _ = damaged
+    path = gold / "cubic-pd-6.npz"
+    data = bytearray(path.read_bytes())
+    with np.load(path) as npz:
+        raw = npz["input/H"].tobytes()
+    at = bytes(data).index(raw[:32])                  # inside the stored bytes of input/H
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+    code, err = _exit_and_error(capsys, ["check", str(gold), "self"])
+    _assert_input_error(code, err, "cubic-pd-6.npz", "'input/H'")
+
+
+@pytest.mark.parametrize("how", ["half", "empty"])
+def test_truncated_candidate_npz(damaged, capsys, how):
+    gold, cand = damaged
+    if how == "half":
+        _truncate(cand)
+    else:
+        cand.write_bytes(b"")
+    code, err = _exit_and_error(capsys, ["check", str(gold), str(cand)])
+    _assert_input_error(code, err, "cand.npz", "not a readable .npz")
+
+
+def test_manifest_without_tolerances(damaged, capsys):
+    gold, cand = damaged
+    _edit_manifest(gold, lambda m: m["cases"][0].pop("tolerances"))
+    for argv in (["check", str(gold), "self"], ["check", str(gold), str(cand)]):
+        code, err = _exit_and_error(capsys, argv)
+        _assert_input_error(code, err, "manifest.json", "'quadratic-5x4'", "'tolerances'", "missing")
+    with pytest.raises(X.CrosscheckInputError, match="tolerances") as info:
+        X.check(str(gold), {})
+    assert info.value.field == "tolerances" and info.value.case == "quadratic-5x4"
+
+
+def test_manifest_without_the_tolerance_of_one_output(damaged, capsys):
+    gold, _ = damaged
+    _edit_manifest(gold, lambda m: m["cases"][0]["tolerances"].pop("y_star"))
+    code, err = _exit_and_error(capsys, ["check", str(gold), "self"])
+    _assert_input_error(code, err, "manifest.json", "'tolerances.y_star'")
+
+
+@pytest.mark.parametrize("edit,needles", [
+    (lambda m: m.pop("cases"), ["field 'cases'", "missing"]),
+    (lambda m: m.__setitem__("cases", {}), ["field 'cases'", "an array"]),
+    (lambda m: m.__setitem__("cases", []), ["field 'cases'", "empty"]),
+    (lambda m: m.__setitem__("version", 1.0), ["field 'version'", "string"]),
+    (lambda m: m.__setitem__("format", "other"), ["field 'format'"]),
+    (lambda m: m["cases"][1].__setitem__("seed", "7"), ["'cubic-pd-6'", "field 'seed'", "integer"]),
+    (lambda m: m["cases"][1].__setitem__("outputs", "s"), ["'cubic-pd-6'", "field 'outputs'"]),
+    (lambda m: m["cases"][1].pop("file"), ["'cubic-pd-6'", "field 'file'", "missing"]),
+    (lambda m: m["cases"][1].__setitem__("file", "../x.npz"), ["'cubic-pd-6'", "field 'file'"]),
+    (lambda m: m["cases"][0].pop("name"), ["field 'cases[0].name'", "missing"]),
+    (lambda m: m["cases"][1].__setitem__("name", "quadratic-5x4"), ["'quadratic-5x4'", "duplicate"]),
+    (lambda m: m["cases"][0]["tolerances"]["phi"]["float32"].__setitem__("rtol", -1),
+     ["'tolerances.phi.float32.rtol'", ">= 0"]),
+    (lambda m: m["cases"][0]["tolerances"]["phi"].pop("float64"), ["'tolerances.phi.float64'", "missing"]),
+])
+def test_manifest_schema_is_validated_up_front(damaged, capsys, edit, needles):
+    gold, _ = damaged
+    _edit_manifest(gold, edit)
+    code, err = _exit_and_error(capsys, ["check", str(gold), "self"])
+    _assert_input_error(code, err, "manifest.json", *needles)
+
+
+@pytest.mark.parametrize("text", ["truncated", "[1, 2]", "binary"])
+def test_corrupt_manifest_json(damaged, capsys, text):
+    gold, cand = damaged
+    path = gold / "manifest.json"
+    if text == "truncated":
+        path.write_text(path.read_text()[:100])
+    elif text == "binary":
+        path.write_bytes(b"\xff\xfe\x00\x01")
+    else:
+        path.write_text(text)
+    code, err = _exit_and_error(capsys, ["check", str(gold), str(cand)])
+    _assert_input_error(code, err, "manifest.json")
+    if text == "truncated":
+        assert "not valid JSON" in err and "line" in err
+
+
+def test_quantity_missing_from_a_golden_file(damaged, capsys):
+    gold, cand = damaged
+    _rewrite_npz(gold / "quadratic-5x4.npz", lambda a: a.pop("output/y_star"))
+    for argv in (["check", str(gold), "self"], ["check", str(gold), str(cand)]):
+        code, err = _exit_and_error(capsys, argv)
+        _assert_input_error(code, err, "quadratic-5x4.npz", "'output/y_star'", "missing")
+    _rewrite_npz(gold / "quadratic-5x4.npz", lambda a: a.pop("data/P"))
+    code, err = _exit_and_error(capsys, ["check", str(gold), "self"])
+    _assert_input_error(code, err, "quadratic-5x4.npz", "'data/P'", "missing")
+
+
+def test_golden_output_unlisted_or_nonfinite(damaged, capsys):
+    gold, _ = damaged
+    path = gold / "cubic-pd-6.npz"
+    _rewrite_npz(path, lambda a: a.__setitem__("output/extra", np.ones(2)))
+    code, err = _exit_and_error(capsys, ["list", str(gold)])
+    _assert_input_error(code, err, "cubic-pd-6.npz", "'output/extra'", "not listed")
+    _rewrite_npz(path, lambda a: (a.pop("output/extra"), a.__setitem__("output/lam", np.array(np.nan))))
+    code, err = _exit_and_error(capsys, ["list", str(gold)])
+    _assert_input_error(code, err, "cubic-pd-6.npz", "'output/lam'", "non-finite")
+
+
+def test_quantity_removed_from_a_candidate(damaged, capsys):
+    gold, cand = damaged
+    _rewrite_npz(cand, lambda a: a.pop("quadratic-5x4/y_star"))
+    capsys.readouterr()
+    assert X.main(["check", str(gold), str(cand)]) == 0          # documented: missing is listed and ignored
+    assert "missing" in capsys.readouterr().out
+    code, err = _exit_and_error(capsys, ["check", str(gold), str(cand), "--require-all"])
+    _assert_input_error(code, err, "cand.npz", "'quadratic-5x4/y_star'", "--require-all")
+
+
+@pytest.mark.parametrize("edit,needles", [
+    (lambda a: a.__setitem__("quadratic-5x4/y_starr", a.pop("quadratic-5x4/y_star")),
+     ["'quadratic-5x4/y_starr'", "no output 'y_starr'"]),
+    (lambda a: a.__setitem__("nocase/phi", a["quadratic-5x4/phi"]), ["'nocase/phi'", "unknown case"]),
+    (lambda a: a.__setitem__("phi", a["quadratic-5x4/phi"]), ["array 'phi'", "'case/array'"]),
+    (lambda a: a.__setitem__("quadratic-5x4/y_star", a["quadratic-5x4/y_star"][:-1]),
+     ["'quadratic-5x4/y_star'", "shape (3,)", "(4,)"]),
+    (lambda a: a.__setitem__("quadratic-5x4/phi", np.array("1.0")), ["'quadratic-5x4/phi'", "numeric"]),
+    (lambda a: a.clear(), ["no arrays"]),
+])
+def test_malformed_candidate(damaged, capsys, edit, needles):
+    gold, cand = damaged
+    _rewrite_npz(cand, edit)
+    code, err = _exit_and_error(capsys, ["check", str(gold), str(cand)])
+    _assert_input_error(code, err, "cand.npz", *needles)
+
+
+def test_candidate_not_an_npz_archive(damaged, capsys, tmp_path):
+    gold, _ = damaged
+    npy = tmp_path / "single.npz"
+    with open(npy, "wb") as fh:
+        np.save(fh, np.ones(3))
+    code, err = _exit_and_error(capsys, ["check", str(gold), str(npy)])
+    _assert_input_error(code, err, "single.npz", ".npy")
+    code, err = _exit_and_error(capsys, ["check", str(gold), str(tmp_path / "absent.npz")])
+    _assert_input_error(code, err, "absent.npz", "not found")
+
+
+def test_self_check_on_unrebuildable_data(damaged, capsys):
+    gold, _ = damaged
+    _rewrite_npz(gold / "quadratic-5x4.npz", lambda a: a.__setitem__("data/A", np.ones((2, 2))))
+    code, err = _exit_and_error(capsys, ["check", str(gold), "self"])
+    _assert_input_error(code, err, "quadratic-5x4.npz", "cannot recompute case 'quadratic-5x4'")
+
+
+def test_unexpected_error_is_exit_3_not_1(damaged, capsys, monkeypatch):
+    gold, cand = damaged
+
+    def boom(*args, **kwargs):
+        raise KeyError("bug")
+
+    monkeypatch.setattr(X, "_check_cases", boom)
+    code, err = _exit_and_error(capsys, ["check", str(gold), str(cand)])
+    assert code == X.EXIT_INTERNAL == 3 and "Traceback" in err and "internal error" in err
+
+
+def test_cli_help_documents_exit_codes(capsys):
+    for argv in (["--help"], ["check", "--help"]):
+        with pytest.raises(SystemExit):
+            X.main(argv)
+        out = capsys.readouterr().out
+        assert "exit status" in out and "outside its tolerance" in out and "damaged or malformed" in out

@@ -1,17 +1,23 @@
 """Datasets: deterministic stratified splits, train-only standardisation, label noise, loaders' errors."""
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from bilevel_ref.problems.datasets import (
+    MIN_SAMPLES_PER_PART,
+    MIN_TRAIN_CLASSES,
     corrupt_labels,
     load_dataset,
     load_svmlight,
+    make_split,
     split_indices,
     standardize,
     synthetic_classification,
     synthetic_split,
 )
+from bilevel_ref.problems.hyper_cleaning import hyper_cleaning_from_dataset
 
 
 def test_split_is_a_deterministic_stratified_partition():
@@ -123,3 +129,118 @@ def test_download_failures_raise_and_never_fall_back(monkeypatch):
         load_dataset("20newsgroups")
     with pytest.raises(OSError, match="covtype.*download"):
         load_dataset("covtype")
+
+
+# -- degenerate data: one ValueError naming the file and the minimum sizes, no warning flood ----------
+def _no_warnings(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, asserting that it emitted no warning (whether it returns or raises)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            assert [str(w.message) for w in caught] == []
+
+
+def _one_error_no_warnings(fn, *args, **kwargs):
+    """The message of the one ValueError ``fn`` raises without any warning before it."""
+    with pytest.raises(ValueError) as info:
+        _no_warnings(fn, *args, **kwargs)
+    return str(info.value)
+
+
+def test_two_line_svmlight_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "two.svm"
+    path.write_text("1 1:0.5\n-1 2:0.3\n")
+    msg = _one_error_no_warnings(load_dataset, str(path))
+    assert "two.svm" in msg and "too small" in msg
+    assert f"at least {MIN_SAMPLES_PER_PART} samples in every part" in msg
+    assert f"{MIN_TRAIN_CLASSES} classes in the training part" in msg
+    assert "train 0" in msg                                        # the sizes the split produced
+    msg = _one_error_no_warnings(hyper_cleaning_from_dataset, str(path))
+    assert "two.svm" in msg and "too small" in msg
+
+
+def test_two_line_file_through_the_compare_cli(tmp_path, capsys):
+    from bilevel_ref.cli import main
+
+    path = tmp_path / "two.svm"
+    path.write_text("1 1:0.5\n-1 2:0.3\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["compare", "--problem", "hyper-cleaning", "--dataset", str(path), "--methods", "aid",
+                     "--maxiter", "2", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    lines = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(lines) == 1 and "two.svm" in lines[0] and "too small" in lines[0], err
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.svm"
+    path.write_text("")
+    msg = _one_error_no_warnings(load_dataset, str(path))
+    assert "empty.svm" in msg and "no samples" in msg and f"at least {MIN_SAMPLES_PER_PART}" in msg
+
+
+def test_single_class_file(tmp_path):
+    path = tmp_path / "one.svm"
+    path.write_text("".join(f"1 1:{i} 2:{i % 3}\n" for i in range(20)))
+    msg = _one_error_no_warnings(load_dataset, str(path))
+    assert "one.svm" in msg and "single class" in msg and f"at least {MIN_TRAIN_CLASSES} classes" in msg
+
+
+def test_single_class_in_the_training_part(tmp_path):
+    X = np.arange(12.0)[:, None]
+    labels = np.array([0] * 11 + [1])           # class 1 has one sample: it lands outside the training part
+    msg = _one_error_no_warnings(make_split, X, labels, name="lopsided")
+    assert "'lopsided'" in msg and "train 6 (1 class(es))" in msg
+
+
+def test_non_finite_features_and_labels(tmp_path):
+    path = tmp_path / "nan.svm"
+    path.write_text("1 1:0.5\n-1 1:nan\n" * 8)
+    msg = _one_error_no_warnings(load_dataset, str(path))
+    assert "nan.svm" in msg and "non-finite feature" in msg and "sample 1" in msg
+    msg = _one_error_no_warnings(make_split, np.ones((8, 2)), np.array([0, 1] * 3 + [np.nan, 1]))
+    assert "non-finite label" in msg and "sample 6" in msg
+
+
+def test_constant_column_file_loads_without_warnings(tmp_path):
+    path = tmp_path / "const.svm"
+    # feature 1 constant 0.1 (its float std is ~1e-17, not 0), feature 2 informative
+    path.write_text("".join(f"{1 if i % 2 else -1} 1:0.1 2:{i * 0.3:.1f}\n" for i in range(16)))
+    data = _no_warnings(load_dataset, str(path), seed=0)
+    problem = _no_warnings(hyper_cleaning_from_dataset, str(path), seed=0)
+    assert data.n_features == 2 and data.X_train.shape[0] == 8
+    for part in (data.X_train, data.X_val, data.X_test):
+        assert np.all(part[:, 0] == 0.0)        # constant: centred exactly, scale 1 (not noise / 1e-17)
+    np.testing.assert_allclose(data.X_train[:, 1].std(), 1.0, rtol=1e-12)
+    assert problem.dx == 8
+
+
+def test_standardize_constant_columns_dense_and_sparse():
+    X = np.column_stack([np.full(7, 0.1), np.arange(7.0), np.zeros(7)])
+    (Z,) = standardize(X)
+    assert np.all(Z[:, 0] == 0) and np.all(Z[:, 2] == 0)
+    S = sp.csr_matrix(np.column_stack([np.full(7, 0.1), np.arange(7.0), np.zeros(7)]))
+    (T,) = standardize(S)
+    np.testing.assert_array_equal(T.toarray()[:, 0], 0.1)            # sparse: scaled only, scale 1
+    np.testing.assert_allclose(T.toarray()[:, 1], np.arange(7.0) / np.arange(7.0).std(), rtol=1e-13)
+    # sparse variance without sq - mean^2 cancellation
+    big = sp.csr_matrix(np.array([[1e8], [1e8 + 1], [1e8], [1e8 + 1]]))
+    (B,) = standardize(big)
+    np.testing.assert_allclose(B.toarray().ravel(), big.toarray().ravel() / 0.5, rtol=1e-12)
+
+
+def test_max_train_too_small():
+    with pytest.raises(ValueError, match=r"max_train=1 keeps 1 training sample.*at least 2 samples and 2 classes"):
+        hyper_cleaning_from_dataset("breast-cancer", max_train=1)
+
+
+def test_smallest_accepted_file_has_no_warnings(tmp_path):
+    path = tmp_path / "eight.svm"
+    path.write_text("".join(f"{1 if i < 4 else -1} 1:{i * 0.25} 2:{(i * 7) % 5}\n" for i in range(8)))
+    data = _no_warnings(load_dataset, str(path), seed=0)
+    assert (data.X_train.shape[0], data.X_val.shape[0], data.X_test.shape[0]) == (4, 2, 2)
+    assert set(data.y_train) == {0, 1}

@@ -228,7 +228,7 @@ def _targets(rows):
 
 def main(argv=None):
     """Entry point of ``bilevel-ref bench cubic``; returns the exit status."""
-    from ..cli import format_table
+    from .._text import dumps_json, format_table, output_path_error, write_json_atomic
 
     parser = argparse.ArgumentParser(prog="bilevel-ref bench cubic", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="50,200,1000,2000", help="comma-separated dimensions d")
@@ -236,7 +236,7 @@ def main(argv=None):
     parser.add_argument("--rtol", type=float, default=1e-6,
                         help="relative gradient tolerance for Lanczos and GLRT (default 1e-6)")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                        help="write all figures as JSON to PATH (or stdout)")
+                        help="write all figures as JSON to PATH (replaced atomically) or stdout; NaN and inf as null")
     parser.add_argument("--no-jit", action="store_true", help="skip the compile/cache subprocess check")
     parser.add_argument("--threads", type=int, default=None,
                         help="limit BLAS/OpenMP threads (threadpoolctl) for steadier timings on a busy machine")
@@ -247,6 +247,8 @@ def main(argv=None):
         parser.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
     if not sizes or min(sizes) < 1 or args.repeat < 1:
         parser.error("--sizes must be positive integers and --repeat >= 1")
+    if args.json not in (None, "-") and output_path_error(args.json):
+        parser.error(output_path_error(args.json))
 
     galahad = _galahad()
     limits = None
@@ -266,12 +268,10 @@ def main(argv=None):
               "rows": rows, "targets": [dict(what=w, ratio=r, target=t, passed=bool(p))
                                         for w, r, t, p in _targets(rows)], "jit": jit}
     if args.json is not None:
-        text = json.dumps(report, indent=2)
         if args.json == "-":
-            print(text)
+            print(dumps_json(report, indent=2))
             return 0
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+        write_json_atomic(args.json, report, indent=2)
 
     headers = ["d", "eigh s", "lanczos s (H·v)", "no-probe s (H·v)", "kernel s", "validate s", "lazy s", "H@v s"]
     if galahad is not None:

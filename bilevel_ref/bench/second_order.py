@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
 
@@ -162,9 +161,9 @@ def main(argv=None):
     parser.add_argument("--skip-ablation", action="store_true", help="skip part 2")
     parser.add_argument("--ablation-start", choices=["near", "far"], default="far")
     parser.add_argument("--plot", metavar="PATH", help="write the LMCN ablation figure (part 2) here")
-    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--json", action="store_true", help="print results as JSON (NaN and inf as null)")
     args = parser.parse_args(argv)
-    from ..cli import format_table
+    from .._text import dumps_json, format_table
 
     result = {}
     with _blas_limit(args.blas_threads or None):
@@ -196,7 +195,7 @@ def main(argv=None):
                 if args.plot:
                     print(f"figure: {args.plot}")
     if args.json:
-        print(json.dumps(result, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+        print(dumps_json(result, indent=None))
     return 0
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import math
 import sys
 
 import numpy as np
 
-from .._text import parse_assignments
+from .._text import dumps_json, output_path_error, parse_assignments, write_json_atomic
 from .plot import plot_sweep
 from .sweep import eps_grid, eps_sweep
 from .theory import MEASURES, QUANTITIES
@@ -69,7 +68,9 @@ def _parser():
     ap.add_argument("--maxiter", type=int, default=100_000)
     ap.add_argument("--per-eps", action="store_true", help="one run per ε even if nothing depends on ε")
     ap.add_argument("--count-samples", action="store_true")
-    ap.add_argument("--json", metavar="PATH", help="write the JSON result ('-' for stdout)")
+    ap.add_argument("--json", metavar="PATH",
+                    help="write the JSON result ('-' for stdout; a file is replaced atomically; "
+                         "NaN and inf as null)")
     ap.add_argument("--plot", metavar="PATH", help="save a log-log plot (PNG)")
     ap.add_argument("--strict", action="store_true", help="exit with status 1 if a verdict fails")
     return ap
@@ -92,6 +93,11 @@ def main(argv=None):
     else:
         options = fixed
     eps = np.array(args.eps) if args.eps else eps_grid(args.eps_max, args.eps_min, args.per_decade)
+    for path in (args.json, args.plot):  # before the sweep, not after it
+        error = output_path_error(path) if path and path != "-" else None
+        if error:
+            print(f"bilevel-ref complexity: error: {error}", file=sys.stderr)
+            return 2
     try:
         res = eps_sweep(args.method, args.problem, eps, options=options, problem_params=params,
                         seeds=args.seeds, measure=args.measure, rho=args.rho,
@@ -104,13 +110,10 @@ def main(argv=None):
     print(f"{res.method} on {res.problem}: measure={res.measure}, seeds={res.seeds}, "
           f"single_run={res.single_run}, {res.elapsed:.1f} s")
     print(res.table())
-    if args.json:
-        text = json.dumps(res.to_json(), indent=1)
-        if args.json == "-":
-            print(text)
-        else:
-            with open(args.json, "w") as fh:
-                fh.write(text)
+    if args.json == "-":
+        print(dumps_json(res.to_json()))
+    elif args.json:
+        write_json_atomic(args.json, res.to_json())
     if args.plot:
         plot_sweep(res, args.plot)
     failed = [q for q, v in res.verdicts.items() if v.get("pass") is False]

@@ -9,10 +9,16 @@
   ijcnn1, MNIST, ... as the user has them).  Returns a :class:`DataSplit`.
 * :func:`split_indices` — deterministic stratified train/validation/test
   split from a seed (default 50 % / 25 % / 25 %, problems.md §6).
-* :func:`standardize` — centre and scale with *training* statistics only.
+* :func:`standardize` — centre and scale with *training* statistics only
+  (constant features keep scale 1).
 * :func:`corrupt_labels` — label noise of problems.md §3.3.
 * :func:`synthetic_classification` — dense or sparse synthetic data for tests
   and benchmarks.
+
+Degenerate data (empty, NaN/inf features, one class, a split with fewer than
+:data:`MIN_SAMPLES_PER_PART` samples in a part or fewer than
+:data:`MIN_TRAIN_CLASSES` classes in the training part) raise one
+:class:`ValueError` naming the dataset or file before anything is computed.
 
 Labels are always class indices ``0..K-1`` (binary problems map them to ±1).
 The scikit-learn loaders need the ``data`` extra (``pip install
@@ -32,10 +38,16 @@ from .._validation import check_choice, check_int, check_nonnegative, check_rng
 __all__ = [
     "DataSplit", "load_dataset", "load_arrays", "load_svmlight", "split_indices", "standardize",
     "corrupt_labels", "synthetic_classification", "synthetic_split", "make_split", "DATASETS",
+    "MIN_SAMPLES_PER_PART", "MIN_TRAIN_CLASSES",
 ]
 
 #: Named datasets understood by :func:`load_dataset` (any other string is a file path).
 DATASETS = ("breast-cancer", "digits", "20newsgroups", "covtype")
+
+#: Smallest train / validation / test part :func:`make_split` accepts.
+MIN_SAMPLES_PER_PART = 2
+#: Smallest number of classes the training part must contain.
+MIN_TRAIN_CLASSES = 2
 
 _SVMLIGHT_FORMAT = ("LIBSVM/svmlight text, one sample per line: "
                     "'<label> <index>:<value> <index>:<value> ...'")
@@ -130,17 +142,31 @@ def standardize(X_train, *others):
     """Centre and scale features with the *training* mean and standard deviation.
 
     Sparse matrices are only scaled (centring would densify them).  Constant
-    features keep scale 1.  Returns the transformed ``(X_train, *others)``.
+    features (all training values equal) keep scale 1, and a dense constant
+    feature is centred at its value exactly, so it becomes a column of zeros
+    on the training part — never rounding noise blown up by a tiny standard
+    deviation.  Returns the transformed ``(X_train, *others)``.
     """
+    n = X_train.shape[0]
+    if n == 0:
+        raise ValueError("standardize needs at least one training sample, got 0")
     if sp.issparse(X_train):
-        sq = np.asarray(X_train.multiply(X_train).mean(axis=0)).ravel()
+        X_train = sp.csr_matrix(X_train)
+        col_max = X_train.max(axis=0).toarray().ravel()
+        col_min = X_train.min(axis=0).toarray().ravel()
         mean = np.asarray(X_train.mean(axis=0)).ravel()
-        std = np.sqrt(np.maximum(sq - mean**2, 0.0))
-        scale = sp.diags(1.0 / np.where(std > 0, std, 1.0))
-        return tuple((X @ scale).tocsr() for X in (X_train,) + others)
-    mean = X_train.mean(axis=0)
+        # variance from the centred stored values plus the implicit zeros (no sq − mean² cancellation)
+        Xc = X_train.tocsc(copy=True)
+        nnz = np.diff(Xc.indptr)
+        Xc.data = (Xc.data - np.repeat(mean, nnz)) ** 2
+        var = (np.asarray(Xc.sum(axis=0)).ravel() + (n - nnz) * mean**2) / n
+        std = np.sqrt(np.maximum(var, 0.0))
+        scale = sp.diags(1.0 / np.where((col_max > col_min) & (std > 0), std, 1.0))
+        return tuple((sp.csr_matrix(X) @ scale).tocsr() for X in (X_train,) + others)
+    const = np.max(X_train, axis=0) == np.min(X_train, axis=0)
+    mean = np.where(const, X_train[0], X_train.mean(axis=0))
     std = X_train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
+    std = np.where(~const & (std > 0), std, 1.0)
     return tuple((X - mean) / std for X in (X_train,) + others)
 
 
@@ -189,26 +215,74 @@ def corrupt_labels(labels, p, n_classes, rng, mode="other"):
     return noisy, mask
 
 
+def _check_finite_data(X, labels, what):
+    """ValueError naming ``what`` if a feature value or a numeric label is NaN or inf."""
+    if sp.issparse(X):
+        bad = ~np.isfinite(X.data)
+        bad_rows = np.unique(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[bad]) if bad.any() else bad[:0]
+    else:
+        bad_rows = np.flatnonzero(~np.all(np.isfinite(X), axis=1))
+    if bad_rows.size:
+        raise ValueError(f"{what} has non-finite feature values (NaN or inf) in {bad_rows.size} sample(s), "
+                         f"first in sample {int(bad_rows[0])} (0-based); features must be finite")
+    lab = np.asarray(labels)
+    if lab.dtype.kind in "fc" and not np.all(np.isfinite(lab)):
+        first = int(np.flatnonzero(~np.isfinite(lab))[0])
+        raise ValueError(f"{what} has a non-finite label (NaN or inf), first in sample {first} (0-based)")
+
+
+def _check_split_sizes(labels, parts, n_classes, fractions, what):
+    """One ValueError naming ``what`` and the minimum sizes if a part is too small."""
+    sizes = [int(p.size) for p in parts]
+    train_classes = int(np.unique(labels[parts[0]]).size)
+    if min(sizes) >= MIN_SAMPLES_PER_PART and train_classes >= MIN_TRAIN_CLASSES:
+        return
+    hint = (f"; with the default fractions, 4 samples in each of {MIN_TRAIN_CLASSES} classes suffice"
+            if tuple(float(f) for f in fractions) == (0.5, 0.25, 0.25) else "")
+    raise ValueError(
+        f"{what} is too small to split: {labels.size} sample(s) in {n_classes} class(es) give train "
+        f"{sizes[0]} ({train_classes} class(es)) / validation {sizes[1]} / test {sizes[2]} with fractions "
+        f"{tuple(float(f) for f in fractions)}; need at least {MIN_SAMPLES_PER_PART} samples in every part "
+        f"and {MIN_TRAIN_CLASSES} classes in the training part{hint}")
+
+
 def make_split(X, labels, *, seed=0, fractions=(0.5, 0.25, 0.25), standardize_features=True,
-               fit_intercept=False, name="data", classes=None, n_classes=None):
+               fit_intercept=False, name="data", classes=None, n_classes=None, source=None):
     """Split ``(X, labels)`` deterministically into a :class:`DataSplit`.
 
     Features are standardised with training statistics when asked; with
     ``fit_intercept`` a constant column of ones is appended after that.
+
+    The data are validated before anything is computed on them, each failure
+    being one :class:`ValueError` that names the data (``source``, default
+    ``"dataset '<name>'"``): at least one sample and one feature, finite
+    features and labels, at least two classes, and a split with at least
+    :data:`MIN_SAMPLES_PER_PART` samples in each of train / validation / test
+    and :data:`MIN_TRAIN_CLASSES` classes in the training part.  Constant
+    features are allowed (:func:`standardize` keeps their scale 1).
     """
+    what = f"dataset {name!r}" if source is None else str(source)
+    if X.ndim != 2:
+        raise ValueError(f"{what}: features must be a 2-D matrix, got shape {X.shape}")
     if X.shape[0] != len(labels):
-        raise ValueError(f"X has {X.shape[0]} rows but labels has {len(labels)} entries")
+        raise ValueError(f"{what}: X has {X.shape[0]} rows but labels has {len(labels)} entries")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{what} has {X.shape[0]} sample(s) and {X.shape[1]} feature(s); need at least "
+                         f"{MIN_SAMPLES_PER_PART} samples in every part of the split and at least 1 feature")
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float64)
+    else:
+        X = np.asarray(X, dtype=np.float64)
+    _check_finite_data(X, labels, what)
     if classes is None:
         classes, labels = _encode_labels(labels)
     labels = np.asarray(labels, dtype=np.int64)
     n_classes = int(len(classes)) if n_classes is None else int(n_classes)
     if n_classes < 2:
-        raise ValueError(f"dataset {name!r} has a single class; classification needs >= 2")
-    tr, va, te = split_indices(labels, seed, fractions)
-    if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float64)
-    else:
-        X = np.asarray(X, dtype=np.float64)
+        raise ValueError(f"{what} has a single class; classification needs at least {MIN_TRAIN_CLASSES} "
+                         f"classes (and {MIN_TRAIN_CLASSES} in the training part)")
+    tr, va, te = parts_idx = split_indices(labels, seed, fractions)
+    _check_split_sizes(labels, parts_idx, n_classes, fractions, what)
     parts = [X[tr], X[va], X[te]]
     if standardize_features:
         parts = list(standardize(*parts))
@@ -245,7 +319,9 @@ def load_svmlight(path, n_features=None):
     except (ValueError, UnicodeDecodeError, IndexError, TypeError) as exc:
         raise ValueError(f"could not read dataset file {path!r} as {_SVMLIGHT_FORMAT}: {exc}") from None
     if X.shape[0] == 0:
-        raise ValueError(f"dataset file {path!r} has no samples; expected {_SVMLIGHT_FORMAT}")
+        raise ValueError(f"dataset file {path!r} has no samples (a split needs at least "
+                         f"{MIN_SAMPLES_PER_PART} in each of train / validation / test); "
+                         f"expected {_SVMLIGHT_FORMAT}")
     return X.tocsr(), raw
 
 
@@ -324,6 +400,15 @@ def load_dataset(name, seed=0, *, fractions=(0.5, 0.25, 0.25), standardize_featu
     Returns
     -------
     DataSplit
+
+    Raises
+    ------
+    ValueError
+        One error naming the dataset (or file) when the data are degenerate:
+        no samples or features, NaN/inf features or labels, a single class,
+        or fewer than :data:`MIN_SAMPLES_PER_PART` samples in a part of the
+        split or fewer than :data:`MIN_TRAIN_CLASSES` classes in its training
+        part (see :func:`make_split`).  No NumPy warning precedes it.
     """
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(f"dataset must be a name {list(DATASETS)} or a file path, got {type(name).__name__}")
@@ -335,7 +420,9 @@ def load_dataset(name, seed=0, *, fractions=(0.5, 0.25, 0.25), standardize_featu
     if norm in ("breast-cancer", "digits", "covtype"):
         X, raw = load_arrays(norm)
         std_default = norm in ("breast-cancer", "covtype")
+        source = f"dataset {norm!r}"
     else:
+        source = f"dataset file {key!r}"
         X, raw = load_svmlight(key)
         if dense is None:
             dense = X.shape[1] <= 1000
@@ -345,7 +432,7 @@ def load_dataset(name, seed=0, *, fractions=(0.5, 0.25, 0.25), standardize_featu
         norm = os.path.basename(key)
     std = std_default if standardize_features is None else bool(standardize_features)
     return make_split(X, raw, seed=seed, fractions=fractions, standardize_features=std,
-                      fit_intercept=fit_intercept, name=norm)
+                      fit_intercept=fit_intercept, name=norm, source=source)
 
 
 # ---------------------------------------------------------------------------

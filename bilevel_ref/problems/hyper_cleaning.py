@@ -69,7 +69,7 @@ from ._logistic import (
 from ._logistic import UpperLevelFreeOfX
 from .base import BilevelProblem
 from .catalog import register_problem
-from .datasets import corrupt_labels, load_dataset, synthetic_split
+from .datasets import MIN_SAMPLES_PER_PART, MIN_TRAIN_CLASSES, corrupt_labels, load_dataset, synthetic_split
 
 __all__ = ["HyperCleaning", "make_hyper_cleaning", "hyper_cleaning_from_dataset"]
 
@@ -368,13 +368,26 @@ def hyper_cleaning_from_dataset(dataset="breast-cancer", noise=0.5, *, seed=0, w
         Noise mode of :func:`corrupt_labels`.
     fractions : (train, val, test)
     max_train : int, optional
-        Keep only the first ``max_train`` training samples (dx = n_train).
+        Keep only the first ``max_train`` training samples (dx = n_train);
+        they must still hold at least two samples of two classes.
+
+    Raises
+    ------
+    ValueError
+        Degenerate data (:func:`~bilevel_ref.problems.datasets.load_dataset`
+        names the dataset and the minimum sizes), or a ``max_train`` that
+        leaves fewer than two samples or a single class.
     """
     data = load_dataset(dataset, seed=seed, fractions=fractions)
     X_tr, y_tr = data.X_train, data.y_train
     if max_train is not None:
         keep = check_int(max_train, "max_train", minimum=1)
         X_tr, y_tr = X_tr[:keep], y_tr[:keep]
+        n_cls = int(np.unique(y_tr).size)
+        if y_tr.size < MIN_SAMPLES_PER_PART or n_cls < MIN_TRAIN_CLASSES:
+            raise ValueError(f"dataset {data.name!r}: max_train={keep} keeps {y_tr.size} training sample(s) in "
+                             f"{n_cls} class(es); need at least {MIN_SAMPLES_PER_PART} samples and "
+                             f"{MIN_TRAIN_CLASSES} classes (raise max_train)")
     noisy, mask = corrupt_labels(y_tr, check_nonnegative(noise, "noise"), data.n_classes,
                                  np.random.default_rng(seed + 1), mode=mode)
     if loss is None:

@@ -71,8 +71,12 @@ def sample_tasks(X, labels, n_tasks, n_way, k_shot, n_query, rng):
     """Draw N-way k-shot tasks: ``[(A_S, c_S, A_Q, c_Q), ...]`` with labels relabelled 0..N-1.
 
     Each task picks ``n_way`` distinct classes, then ``k_shot + n_query``
-    distinct samples per class (support first, query after).
+    distinct samples per class (support first, query after); ``k_shot`` and
+    ``n_query`` must be at least 1 and every class needs ``k_shot + n_query``
+    samples (one ValueError otherwise).
     """
+    k_shot = check_int(k_shot, "k_shot", minimum=1)
+    n_query = check_int(n_query, "n_query", minimum=1)
     classes = np.unique(labels)
     if n_way > classes.size:
         raise ValueError(f"n_way must be <= the number of classes ({classes.size}), got {n_way}")
@@ -80,7 +84,9 @@ def sample_tasks(X, labels, n_tasks, n_way, k_shot, n_query, rng):
     need = k_shot + n_query
     small = [c for c in classes if by_class[c].size < need]
     if small:
-        raise ValueError(f"k_shot + n_query = {need} exceeds the samples of class(es) {small[:3]}")
+        raise ValueError(f"k_shot + n_query = {need} exceeds the samples of class(es) "
+                         f"{[c.item() for c in small[:3]]} (smallest class: "
+                         f"{min(by_class[c].size for c in small)} samples in this pool)")
     tasks = []
     for _ in range(n_tasks):
         chosen = rng.choice(classes, size=n_way, replace=False)

@@ -359,7 +359,7 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
         runs[label] = {
             "status": status.label,
             # reaching the common budget is the intended end of a comparison run
-            "ok": bool(res.success or status in (Status.MAXITER, Status.BUDGET, Status.COMPLETED)),
+            "ok": bool(res.success or status in (Status.MAXITER, Status.BUDGET, Status.COMPLETED, Status.BIASED)),
             "message": res.message, "nit": int(res.nit),
             "calls": _total(res.oracle_calls),
             "oracle_calls": {k: int(v) for k, v in res.oracle_calls.items() if v},

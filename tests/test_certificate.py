@@ -79,3 +79,12 @@ def test_the_certificate_is_counted():
     b = br.minimize(README, "aid", np.zeros(10), options={"maxiter": a.nit, "gtol": 0.0})
     assert a.x.tolist() == b.x.tolist()
     assert a.oracle_calls["grad_g"] > b.oracle_calls["grad_g"]
+
+
+def test_maxiter_is_not_success_reproduction():
+    """Issue reproduction: fsba with maxiter=30 returned success=True at ‖∇φ‖ = 0.65."""
+    res = br.minimize(README, "fsba", np.zeros(10), options={"maxiter": 30})
+    assert not res.success and res.status == br.Status.MAXITER and res.grad_norm > 0.1
+    soba = br.minimize(README, "soba", np.zeros(10), options={"maxiter": 30})
+    assert not soba.success and soba.status == br.Status.COMPLETED
+    assert br.Status(soba.status).label == "completed"

@@ -29,7 +29,10 @@ STOCHASTIC_RUNS = {
     # (x steps written as benchopt's c / r: base step c, outer ratio r)
     "stocbio": {"step_y": 0.5, "step_v": 0.4, "step_x": 0.5 / 0.025, "linsys_steps": 50, "maxiter": 600,
                 "batch_size": 128},
-    "amigo": {"step_y": 0.5, "step_v": 0.5, "step_x": 0.5 / 0.02, "maxiter": 200},
+    # AmIGO's default right-hand side is fixed per outer iteration (the paper's): one ∇_y F batch per
+    # v solve is noisier than a fresh one per v step, hence batch 128
+    "amigo": {"step_y": 0.5, "step_v": 0.5, "step_x": 0.5 / 0.02, "maxiter": 200, "batch_size": 128},
+    # MRBO: both steps decay like η_k = 1/(k + 1)^(1/3) (the paper's schedule, benchopt's c = m0 = 1)
     "mrbo": {"step_y": 0.5, "step_v": 0.4, "step_x": 0.5 / 0.005, "linsys_steps": 50, "maxiter": 300,
              "batch_size": 128},
     "vrbo": {"step_y": 0.3, "step_v": 0.3, "step_x": 0.3 / 0.006, "period": 10, "maxiter": 150},
@@ -126,23 +129,30 @@ def test_counts_stocbio_amigo(small_logistic):
     assert per_iteration(res) == {"grad_g": [D] * 3, "hvp_yy_g": [Q] * 3, "cross_g": [1] * 3,
                                   "grad_f": [1] * 3, "samples": [b * (D + Q + 2)] * 3}
     T = 4
+    # default (the paper's): one ∇F per outer iteration, the v steps share its ∇_y F
     res = br.minimize(small_logistic, "amigo", x0, options={"inner_steps": T, "linsys_steps": T,
                                                            "batch_size": b, "maxiter": 3})
     assert per_iteration(res) == {"grad_g": [T] * 3, "hvp_yy_g": [T] * 3, "cross_g": [1] * 3,
-                                  "grad_f": [T + 1] * 3, "samples": [b * (3 * T + 2)] * 3}
+                                  "grad_f": [1] * 3, "samples": [b * (2 * T + 2)] * 3}
     res = br.minimize(small_logistic, "amigo", x0, options={"inner_steps": T, "linsys_steps": T,
-                                                           "batch_size": b, "maxiter": 3, "fixed_rhs": True})
-    assert per_iteration(res)["grad_f"] == [1] * 3
-    assert per_iteration(res)["samples"] == [b * (2 * T + 2)] * 3
+                                                           "batch_size": b, "maxiter": 3, "fixed_rhs": False})
+    assert per_iteration(res)["grad_f"] == [T + 1] * 3
+    assert per_iteration(res)["samples"] == [b * (3 * T + 2)] * 3
 
 
 def test_counts_mrbo_vrbo(small_logistic):
     b, Q = 8, 4
     x0 = np.zeros(small_logistic.dx)
     res = br.minimize(small_logistic, "mrbo", x0, options={"linsys_steps": Q, "batch_size": b, "maxiter": 3})
-    # first iteration: plain estimates; then the new and the previous point on the same samples
+    # first iteration: plain estimates; then the new and the previous point on the same samples;
+    # batches B_y, B_F, Q Hessian batches and the Jacobian's B_G
     assert per_iteration(res) == {"grad_g": [1, 2, 2], "hvp_yy_g": [Q, 2 * Q, 2 * Q], "cross_g": [1, 2, 2],
-                                  "grad_f": [1, 2, 2], "samples": [b * (Q + 2)] * 3}
+                                  "grad_f": [1, 2, 2], "samples": [b * (Q + 3)] * 3}
+    res = br.minimize(small_logistic, "mrbo", x0, options={"linsys_steps": Q, "batch_size": b, "maxiter": 3,
+                                                          "variant": "benchopt"})
+    # benchopt: the recursion from a zero memory at k = 0 too; J on the y-gradient's batch
+    assert per_iteration(res) == {"grad_g": [2] * 3, "hvp_yy_g": [2 * Q] * 3, "cross_g": [2] * 3,
+                                  "grad_f": [2] * 3, "samples": [b * (Q + 2)] * 3}
     n, P = 3, 2
     res = br.minimize(small_logistic, "vrbo", x0, options={"linsys_steps": Q, "inner_steps": n, "period": P,
                                                           "batch_size": b, "maxiter": 4})
@@ -171,14 +181,17 @@ def _neumann_hypergradient(q, x, y, eta, Q):
 
 
 def test_mrbo_deterministic_is_simultaneous_gradient_steps(quad):
-    c, r, Q, iters = 0.4, 0.5, 6, 12
-    res = br.minimize(quad, "mrbo", np.zeros(quad.dx), options={"step_y": c, "step_v": c, "step_x": c / r,
-                                                               "linsys_steps": Q, "maxiter": iters})
+    # both steps scaled by η_k = c/(k + m0)^(1/3) (Yang, Ji, Liang 2021, Algorithm 1)
+    lam, gam, eta_v, c, m0, Q, iters = 0.4, 0.8, 0.4, 1.3, 2.0, 6, 12
+    res = br.minimize(quad, "mrbo", np.zeros(quad.dx), options={
+        "step_y": lam, "step_v": eta_v, "step_x": gam, "eta_scale": c, "m0": m0, "linsys_steps": Q,
+        "momentum_scale_x": 0.3, "momentum_scale_y": 0.2, "maxiter": iters})
     x, y = np.zeros(quad.dx), np.zeros(quad.dy)
     for k in range(iters):
+        eta_k = c / (k + m0) ** (1 / 3)
         u = quad.A @ y + quad.C @ x + quad.a
-        h = _neumann_hypergradient(quad, x, y, c, Q)
-        x, y = x - (c / r) / (k + 1) ** (1 / 3) * h, y - c * u
+        h = _neumann_hypergradient(quad, x, y, eta_v, Q)
+        x, y = x - gam * eta_k * h, y - lam * eta_k * u
     np.testing.assert_allclose(res.x, x, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(res.y, y, rtol=1e-10, atol=1e-12)
 
@@ -264,7 +277,9 @@ def test_minibatches_need_a_stochastic_problem(quad, method):
     ("stocbio", {"linsys_steps": -1}, r"options\['linsys_steps'\] must be >= 0"),
     ("stocbio", {"step_v": -0.1}, r"options\['step_v'\] must be > 0"),
     ("amigo", {"step_x": 0.0}, r"options\['step_x'\] must be > 0"),
-    ("mrbo", {"eta": -1.0}, r"options\['eta'\] must be > 0"),
+    ("mrbo", {"m0": 0.0}, r"options\['m0'\] must be > 0"),
+    ("mrbo", {"momentum_scale_x": -1.0}, r"options\['momentum_scale_x'\] must be > 0"),
+    ("mrbo", {"variant": "authors"}, r"options\['variant'\] must be one of"),
     ("vrbo", {"inner_steps": 0}, r"options\['inner_steps'\] must be >= 1"),
     ("vrbo", {"period": 0}, r"options\['period'\] must be >= 1"),
     ("vrbo", {"large_batch": 100}, r"options\['large_batch'\] needs a stochastic problem"),
@@ -282,6 +297,7 @@ def test_bad_options(quad, method, options, match):
     ("vrbo", "neumann_steps", "linsys_steps"), ("vrbo", "n_inner", "inner_steps"),
     ("stocbio", "step_size", "step_y"), ("amigo", "outer_ratio", "step_x"),
     ("mrbo", "step_size", "step_y"), ("vrbo", "outer_ratio", "step_x"),
+    ("mrbo", "eta", "momentum_scale_x"),
 ])
 def test_old_option_names_raise_option_error(quad, method, old, new):
     with pytest.raises(br.OptionError, match=new):

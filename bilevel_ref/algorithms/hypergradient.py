@@ -37,29 +37,50 @@ estimator (:func:`stocbio_hypergradient`)
 computed as :math:`r = s = \nabla_y F`; Q times :math:`r \leftarrow r - \eta H_{B_q} r`,
 :math:`s \leftarrow s + r`; :math:`v = \eta s`.
 
-**AmIGO** (Arbel, Mairal 2022): T SGD steps on y, T SGD steps on the amortised
-(warm-started) :math:`v \leftarrow v - \eta (H_B v - \nabla_y F)`, then
-:math:`x \leftarrow x - \gamma(\nabla_x F - J_B v)`.
+**AmIGO** (Arbel, Mairal 2022, Algorithm 1, with SGD as both inner solvers):
+T SGD steps on y (warm start); one upper batch B_f gives
+:math:`(\nabla_x F, \nabla_y F)`; T SGD steps on the amortised (warm-started)
+:math:`v \leftarrow v - \eta (H_B v - \nabla_y F)` with that *fixed* right-hand side
+(Algorithm 1 evaluates :math:`\nabla_y f` once per outer iteration and hands it to the
+linear-system solver; the
+official code, ``MichaelArbel/AmIGO`` ``core/linear_solvers.py``, keeps ``b_vector``
+fixed, and benchopt does the same), then :math:`x \leftarrow x - \gamma(\nabla_x F - J_B v)`.
+``fixed_rhs=False`` (not the paper's) draws a fresh upper batch for
+:math:`\nabla_y F` at every v step and another for :math:`\nabla_x F`.
 
-**MRBO** (Yang, Ji, Liang 2021), single loop with STORM momentum; the
-hypergradient is stocBiO's, evaluated with the *same* samples at the new and
-the previous point:
+**MRBO** (Yang, Ji, Liang 2021, Algorithm 1), single loop with STORM momentum.
+The box, step by step, with this library's names (u: the paper's :math:`v_k`,
+the y-direction; h: the paper's :math:`u_k`, the hypergradient direction):
 
-.. math::
+* draw :math:`B_y` (lower), then :math:`B_x = \{B_F, B_1..B_Q, B_G\}`: :math:`B_F`
+  upper, :math:`B_1..B_Q` lower (Hessian products), :math:`B_G` lower (Jacobian),
+  in that order;
+* :math:`k = 0`: :math:`u_0 = \nabla_y G(x_0, y_0; B_y)`,
+  :math:`h_0 = \hat\nabla\varphi(x_0, y_0; B_x)` (stocBiO's estimator,
+  :func:`stocbio_hypergradient`);
+* :math:`k \ge 1`, the same batches at the new and the previous point:
 
-    u_k &= \nabla_y G(x_k, y_k; B) + (1 - a_k)\,(u_{k-1} - \nabla_y G(x_{k-1}, y_{k-1}; B))\\
-    h_k &= \hat\nabla\varphi(x_k, y_k; B') + (1 - a_k)\,(h_{k-1} - \hat\nabla\varphi(x_{k-1}, y_{k-1}; B'))\\
-    y_{k+1} &= y_k - \lambda u_k, \qquad x_{k+1} = x_k - \eta_k h_k
+  .. math::
 
-with a constant y step :math:`\lambda = c` (this library's choice),
-:math:`\eta_k = (c/r)/(k+1)^{1/3}` and :math:`a_k = \min(1, e/(k+1)^{2/3})`, i.e. the
-paper's :math:`\eta_k = c'/(k+m_0)^{1/3}`, :math:`\alpha_k = c_1\eta_k^2`,
-:math:`\beta_k = c_2\eta_k^2` with :math:`m_0 = 1` and :math:`c_1 = c_2 = e/c'^2`
-(benchopt's values c = 0.1, e = 0.5, Q = 10; benchopt also decays the y step like
-:math:`\eta_k`, which lets y fall behind x late in a run, so it is not followed).
-The batches, as in benchopt: B (lower) for :math:`\nabla_y G` and for J, B' (upper)
-for :math:`\nabla F`, Q fresh lower batches for the Hessian products.  The first
-iteration has no previous point: :math:`u_0, h_0` are the plain estimates.
+      u_k &= \nabla_y G(x_k, y_k; B_y) + (1 - \beta_k)\,(u_{k-1} - \nabla_y G(x_{k-1}, y_{k-1}; B_y))\\
+      h_k &= \hat\nabla\varphi(x_k, y_k; B_x) + (1 - \alpha_k)\,(h_{k-1} - \hat\nabla\varphi(x_{k-1}, y_{k-1}; B_x))
+
+* :math:`y_{k+1} = y_k - \lambda\eta_k u_k`, :math:`x_{k+1} = x_k - \gamma\eta_k h_k`,
+
+with :math:`\eta_k = c/(k + m_0)^{1/3}`, :math:`\alpha_k = c_1\eta_k^2`,
+:math:`\beta_k = c_2\eta_k^2` (clipped to 1).  Options: ``step_y`` = λ,
+``step_x`` = γ, ``eta_scale`` = c, ``m0`` = :math:`m_0`, ``momentum_scale_x`` =
+:math:`c_1`, ``momentum_scale_y`` = :math:`c_2`, ``step_v`` = the Neumann step η.
+Defaults are benchopt's numbers written in the paper's form: λ = γ = 0.1, c = 1,
+:math:`m_0 = 1`, :math:`c_1 = c_2 = 0.5`, Q = 10 (benchopt: steps
+:math:`0.1/(k+1)^{1/3}` on both variables, momentum weight :math:`0.5/(k+1)^{2/3}`).
+``variant="benchopt"`` follows benchopt's ``solvers/mrbo.py`` where it differs
+from the box: the recursions also run at :math:`k = 0`, from an old point
+:math:`(x_{-1}, y_{-1}) = (0, 0)` and old directions 0, and the Jacobian product
+uses :math:`B_y` (one lower batch fewer per iteration).  Before 0.1.0 this
+library kept the y step constant (λ, no :math:`\eta_k`), following a wrong
+team spec; the authors' code (``JunjieYang97/MRVRBO``, ``mnist_exp.py``) and
+benchopt both scale it by :math:`\eta_k`.
 
 **VRBO** (Yang, Ji, Liang 2021, Algorithm 2), SPIDER/SARAH double loop: every
 ``period`` outer iterations :math:`u, h` are recomputed at :math:`(x_k, y_k)` on a
@@ -76,7 +97,14 @@ large batch (default: the full objectives); then :math:`x_{k+1} = x_k - \alpha h
 where :math:`(x^-, y^-)` is the previous evaluation point (at the first inner step
 :math:`(x_k, y_k)`, so the x step is accounted for).  In deterministic mode the
 recursions telescope: :math:`u, h` are the plain estimates at the current point.
-Constant steps.
+Constant steps (``step_x`` = α, ``step_y`` = β, ``step_v`` = the Neumann η).  Two
+public codes organise the inner loop differently: the authors' code
+(``JunjieYang97/MRVRBO``, ``mnist_exp.py``) first corrects u, h for the x step at
+:math:`y_k`, then takes ``inner_steps + 1`` y steps with corrections at fixed
+:math:`x_{k+1}`; benchopt's ``solvers/vrbo.py`` evaluates both points of every
+correction at the current x, so the x step never enters u, h.  Here the first
+correction spans the x and the y step, so u, h always refer to the last
+evaluation point.
 
 References
 ----------
@@ -89,7 +117,8 @@ M. Arbel, J. Mairal, "Amortized implicit differentiation for stochastic bilevel
 optimization", ICLR 2022 (AmIGO).
 J. Yang, K. Ji, Y. Liang, "Provably faster algorithms for bilevel optimization",
 NeurIPS 2021 (MRBO, VRBO).
-benchopt/benchmark_bilevel, ``solvers/{stocbio,amigo,mrbo,vrbo}.py`` (default schedules).
+benchopt/benchmark_bilevel, ``solvers/{stocbio,amigo,mrbo,vrbo}.py`` (default schedules;
+the variants they differ in are options, see above).
 """
 from __future__ import annotations
 
@@ -256,8 +285,10 @@ class AmIGO(_BenchoptSteps):
         "inner_steps": vocab.inner_steps(10, "T", "SGD steps on y", low=0),
         "linsys_steps": vocab.linsys_steps(10, "T", "SGD steps on the amortised v"),
         "fixed_rhs": Option.boolean(
-            False, "Evaluate ∇_y F once per outer iteration (with ∇_x F) instead of on a fresh "
-            "batch at every v step."),
+            True, "Evaluate ∇F once per outer iteration (one upper batch for ∇_y F, the "
+            "linear system's right-hand side, and for ∇_x F), as in the paper's Algorithm 1, the "
+            "official code and benchopt; False: a fresh upper batch for ∇_y F at every v step and "
+            "another for ∇_x F (this library's default before 0.1.0)."),
     }
 
     def setup(self):
@@ -290,8 +321,25 @@ class MRBO(_BenchoptSteps):
     name = "mrbo"
     options = {
         "linsys_steps": vocab.linsys_steps(10, "Q Neumann terms of each hypergradient estimate"),
-        "eta": Option.real(0.5, "Momentum scale e: a_k = min(1, e/(k+1)^(2/3)).", low=0),
+        "step_y": vocab.step_y(0.1, "λ", "base y step: y ← y − λ·η_k·u_k (benchopt's c)"),
+        "step_x": vocab.step_x(0.1, "γ", "base x step: x ← x − γ·η_k·h_k (benchopt's c/r)"),
+        "eta_scale": Option.real(1.0, "Scale c of the decay η_k = c/(k + m0)^(1/3) applied to both "
+                                 "steps (the paper's η_k; benchopt: 1).", low=0),
+        "m0": Option.real(1.0, "Offset m₀ of η_k = c/(k + m0)^(1/3) (benchopt: 1, i.e. "
+                          "(k + 1)^(1/3)).", low=0),
+        "momentum_scale_x": Option.real(
+            0.5, "c₁ of the hypergradient's STORM weight α_k = min(1, c₁η_k²) (benchopt's eta).",
+            low=0),
+        "momentum_scale_y": Option.real(
+            0.5, "c₂ of the y-gradient's STORM weight β_k = min(1, c₂η_k²) (benchopt's eta).",
+            low=0),
+        "variant": Option.choice(
+            "paper", ("paper", "benchopt"),
+            "'paper' (Algorithm 1): plain estimates at k = 0 and a Jacobian batch B_G of its own; "
+            "'benchopt' (solvers/mrbo.py): the recursions run from k = 0 with an old point and old "
+            "directions of zero, and J uses the y-gradient's batch B_y."),
     }
+    renamed = {"eta": "momentum_scale_x and momentum_scale_y (c₁ = c₂ = eta with eta_scale = 1)"}
 
     def setup(self):
         super().setup()
@@ -299,22 +347,29 @@ class MRBO(_BenchoptSteps):
 
     def step(self, k):
         p, o, x, y = self.problem, self.opts, self.x, self.y
-        batch_g, batch_f = self.draw("lower"), self.draw("upper")
-        hess = self.draws("lower", o.linsys_steps)
-        grad_new = p.grad_g(x, y, batch=batch_g)[1]
-        hyper_new = stocbio_hypergradient(p, x, y, self.step_v, batch_f, hess, batch_g).d
-        if self.prev is None:
-            self.u, self.h = grad_new, hyper_new
+        eta = o.eta_scale / (k + o.m0) ** (1.0 / 3.0)                         # η_k
+        batch_y = self.draw("lower")                                          # B_y
+        batch_f = self.draw("upper")                                          # B_x: B_F,
+        hess = self.draws("lower", o.linsys_steps)                            #   B_1 .. B_Q,
+        batch_j = batch_y if o.variant == "benchopt" else self.draw("lower")  #   B_G
+        grad_new = p.grad_g(x, y, batch=batch_y)[1]
+        hyper_new = stocbio_hypergradient(p, x, y, self.step_v, batch_f, hess, batch_j).d
+        if self.prev is None and o.variant == "paper":
+            self.u, self.h = grad_new, hyper_new                              # k = 0
         else:
+            if self.prev is None:                                             # benchopt's memory
+                self.prev = (np.zeros_like(x), np.zeros_like(y))
+                self.u, self.h = np.zeros_like(y), np.zeros_like(x)
             x_old, y_old = self.prev
-            keep = 1.0 - min(1.0, o.eta / (k + 1.0) ** (2.0 / 3.0))
-            grad_old = p.grad_g(x_old, y_old, batch=batch_g)[1]
-            hyper_old = stocbio_hypergradient(p, x_old, y_old, self.step_v, batch_f, hess, batch_g).d
-            self.u = grad_new + keep * (self.u - grad_old)
-            self.h = hyper_new + keep * (self.h - hyper_old)
+            keep_y = 1.0 - min(1.0, o.momentum_scale_y * eta ** 2)           # 1 − β_k
+            keep_x = 1.0 - min(1.0, o.momentum_scale_x * eta ** 2)           # 1 − α_k
+            grad_old = p.grad_g(x_old, y_old, batch=batch_y)[1]
+            hyper_old = stocbio_hypergradient(p, x_old, y_old, self.step_v, batch_f, hess, batch_j).d
+            self.u = grad_new + keep_y * (self.u - grad_old)
+            self.h = hyper_new + keep_x * (self.h - hyper_old)
         self.prev = (x, y)
-        self.y = y - self.step_y * self.u
-        self.x = x - (self.step_x / (k + 1.0) ** (1.0 / 3.0)) * self.h
+        self.y = y - (o.step_y * eta) * self.u
+        self.x = x - (o.step_x * eta) * self.h
         return {"grad_est": float(np.linalg.norm(self.h))}
 
 
@@ -325,6 +380,8 @@ class VRBO(_BenchoptSteps):
     name = "vrbo"
     options = {
         "linsys_steps": vocab.linsys_steps(10, "Q Neumann terms of each hypergradient estimate"),
+        "step_y": vocab.step_y(0.1, "β", "benchopt's base step c"),
+        "step_x": vocab.step_x(0.1, "α", "benchopt's c/r with r = 1"),
         "inner_steps": vocab.inner_steps(10, None, "recursive SARAH steps on y"),
         "period": vocab.period(None, "q", "u, h are recomputed on the large batch; default "
                                "period_frac·(n_lower + n_upper)/batch_size, 1 in deterministic mode"),

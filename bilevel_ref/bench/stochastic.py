@@ -18,30 +18,52 @@ mostly measures waiting for a core, CPU time does not (wall time per
 iteration is printed too).  The unit is re-measured next to every method and
 its best is kept.  Methods not registered in this version are reported as
 missing, never silently skipped.
+
+Like for like with benchopt: every method is timed in the variant of
+benchopt's solver of the same name (``benchopt/benchmark_bilevel``,
+``solvers/<method>.py``) where the library offers it as an option (MRBO:
+``variant="benchopt"``; AmIGO: ``fixed_rhs=True``, also the paper's and the
+library's default).  :data:`VARIANTS` says, per method, what is timed and how
+it stands to benchopt; the output lists the variant and the options of every
+row (``--json``: the fields ``variant`` and ``options``).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import numpy as np
 
-__all__ = ["METHODS", "TARGETS", "main", "measure_unit", "measure_method", "benchmark_options", "best_per_call", "run"]
+__all__ = ["METHODS", "VARIANTS", "TARGETS", "main", "measure_unit", "measure_method", "benchmark_options", "best_per_call", "run"]
 
 #: method -> options of the benchmark configuration (the issue's targets:
 #: stocBiO / AmIGO with 10 inner and 10 Neumann / v steps, F2SA with 10 inner
-#: steps; the rest at their defaults). ``batch_size`` is added by :func:`run`.
+#: steps; the rest at their defaults), in benchopt's variant where it is an
+#: option (see :data:`VARIANTS`). ``batch_size`` is added by :func:`run`.
 METHODS = {
     "soba": {},
     "saba": {},
     "ma_soba": {},
     "stocbio": {"inner_steps": 10, "linsys_steps": 10},
-    "amigo": {"inner_steps": 10, "linsys_steps": 10},
+    "amigo": {"inner_steps": 10, "linsys_steps": 10, "fixed_rhs": True},
     "f2sa": {"inner_steps": 10},
-    "mrbo": {},
+    "mrbo": {"variant": "benchopt"},
     "vrbo": {},
+}
+
+#: method -> the variant timed and how it stands to benchopt's solver of the same name
+#: (per-iteration oracle calls and batches; step sizes do not change the cost).
+VARIANTS = {
+    "soba": "library defaults; benchopt's oracles and batches (its c/sqrt(t+1) steps: schedule='sqrt')",
+    "saba": "library defaults = benchopt (zero SAGA memory, fixed contiguous minibatches)",
+    "ma_soba": "library defaults (no benchopt solver)",
+    "stocbio": "library defaults = benchopt (D = Q = 10)",
+    "amigo": "fixed_rhs=True: one ∇F per outer iteration, as benchopt and the paper (the default)",
+    "f2sa": "library defaults = benchopt (same schedule and batches)",
+    "mrbo": "variant='benchopt': zero memory at k = 0, J on the y-gradient's batch; the default "
+            "'paper' draws one more lower batch per iteration and skips the old point at k = 0",
+    "vrbo": "library defaults; benchopt's oracle calls per step (its corrections hold x fixed)",
 }
 
 #: targets of issue 9 (ratio to one minibatch ∇_y g), for the table
@@ -129,7 +151,8 @@ def run(methods=None, storages=("factored", "dense"), *, n=1024, d=100, batch_si
             r = measure_method(problem, x0, method, batch_size, iters=iters, repeat=repeat,
                                seed=seed, options=(options or {}).get(method))
             unit = min(unit, measure_unit(problem, batch_size, repeat=repeat, seed=seed))
-            r.update(storage=storage, method=method)
+            r.update(storage=storage, method=method,
+                     variant=VARIANTS.get(method, "library defaults"))
             measured.append(r)
             if out is not None:
                 print(f"  {storage:>8} {method:<10} {r['cpu'] * 1e6:10.1f} us/iter  "
@@ -144,7 +167,7 @@ def run(methods=None, storages=("factored", "dense"), *, n=1024, d=100, batch_si
 
 
 def _table(rows):
-    from ..cli import format_table
+    from .._text import format_table
 
     headers = ["storage", "method", "cpu us/iter", "wall us/iter", "ratio", "target", "calls/iter",
                "status"]
@@ -159,6 +182,19 @@ def _table(rows):
                      "-" if r["wall"] is None else f"{r['wall'] * 1e6:.1f}", f"{r['ratio']:.2f}",
                      "-" if target is None else f"<= {target:g}", calls, r["status"]])
     return format_table(headers, body)
+
+
+def _variants(rows):
+    """One line per timed method: the variant (vs benchopt) and the options used."""
+    lines, done = ["variants timed (vs benchopt's solvers/<method>.py) and options:"], set()
+    for r in rows:
+        if "options" not in r or r["method"] in done:
+            continue
+        done.add(r["method"])
+        opts = ", ".join(f"{k}={v!r}" for k, v in r["options"].items()
+                         if k not in ("maxiter", "record_exact", "history_every"))
+        lines.append(f"  {r['method']}: {r['variant']} [{opts}]")
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -177,18 +213,20 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--sampler", default="iid", choices=["iid", "window"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON (NaN and inf as null)")
     args = parser.parse_args(argv)
+    from .._text import dumps_json
+
     rows = run(args.methods, tuple(args.storage), n=args.n, d=args.d, batch_size=args.batch,
                iters=args.iters, repeat=args.repeat, dtype=args.dtype, sampler=args.sampler,
                seed=args.seed, out=sys.stderr)
     if args.json:
-        json.dump([{k: v for k, v in r.items() if k != "options"} for r in rows], sys.stdout, indent=1)
-        print()
+        print(dumps_json(rows))
     else:
         print(f"finite-sum quadratic: n = {args.n} per level, d = {args.d} x {args.d}, batch {args.batch}, "
               f"{args.dtype}, sampler {args.sampler}; ratio = CPU time per iteration / one minibatch grad_g")
         print(_table(rows))
+        print(_variants(rows))
     return 0
 
 

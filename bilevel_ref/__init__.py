@@ -21,4 +21,14 @@ __all__ = [
     "BilevelProblem", "MinimaxProblem", "OracleCounter", "BudgetExhausted",
     "BilevelResult", "History", "Status", "OptionError", "BilevelRefWarning", "problems", "complexity", "crosscheck", "__version__",
     "solve_cubic", "LazyCubic", "CubicResult", "cubic_kkt",
+    "check_problem", "ProblemCheck",
 ]
+
+
+def __getattr__(name):
+    # lazy: ``python -m bilevel_ref.check`` must not find the module already imported
+    if name in ("check_problem", "ProblemCheck"):
+        from . import check
+
+        return getattr(check, name)
+    raise AttributeError(f"module 'bilevel_ref' has no attribute {name!r}")

@@ -23,6 +23,7 @@ _DELEGATED = {
     "compare": "bilevel_ref.compare",
     "complexity": "bilevel_ref.complexity.cli",
     "crosscheck": "bilevel_ref.crosscheck",
+    "check-problem": "bilevel_ref.check",
 }
 #: ``bilevel-ref bench NAME`` -> module ``bilevel_ref.bench.NAME`` (dashes as underscores)
 

@@ -475,3 +475,13 @@ def test_bench_command_runs(capsys):
                             "--batch", "8", "--iters", "2", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "grad_g (unit)" in out and "soba" in out and "not registered" in out
+
+
+def test_bench_status_says_missed_when_a_target_is_missed():
+    from bilevel_ref.bench.stochastic import TARGETS, target_status
+
+    method, target = next(iter(TARGETS.items()))
+    assert target_status({"method": method, "status": "ok", "ratio": target * 0.5}) == "ok"
+    assert target_status({"method": method, "status": "ok", "ratio": target * 2.0}).startswith("missed")
+    assert target_status({"method": "no-target", "status": "ok", "ratio": 1e9}) == "ok"
+    assert target_status({"method": method, "status": "diverged", "ratio": 1.0}) == "diverged"

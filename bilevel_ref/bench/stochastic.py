@@ -162,8 +162,17 @@ def run(methods=None, storages=("factored", "dense"), *, n=1024, d=100, batch_si
         for r in measured:
             if "cpu" in r:
                 r.update(ratio=r["cpu"] / unit, unit=unit)
+                r["status"] = target_status(r)
             rows.append(r)
     return rows
+
+
+def target_status(row):
+    """``row``'s status with its target: "missed" when the ratio exceeds :data:`TARGETS`."""
+    target = TARGETS.get(row["method"])
+    if row["status"] != "ok" or target is None:
+        return row["status"]
+    return "ok" if row["ratio"] <= target else f"missed (> {target:g})"
 
 
 def _table(rows):

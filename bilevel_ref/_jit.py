@@ -33,6 +33,17 @@ module applies :func:`jit`, and the kernel modules are imported inside the
 functions that need them (``backend="numba"``, a minibatch draw), so
 ``import bilevel_ref`` stays free of numba.
 
+Cache failures
+--------------
+A cache file that cannot be read (truncated or overwritten: ``UnpicklingError``,
+``EOFError``, a compiled overload whose signature is not the requested one, or
+any other error while loading it) is a cache miss, not a failure: the kernel
+is recompiled, the unreadable index and data files *of that function only* are
+removed (the fresh compilation writes them again), and one
+:class:`~bilevel_ref.exceptions.BilevelRefWarning` per cache directory names the
+directory and how to clear it.  An error while writing the cache is reported
+the same way; the compiled kernel is used regardless.
+
 Switches
 --------
 ``NUMBA_DISABLE_JIT=1`` (numba's own switch) or ``BILEVEL_REF_DISABLE_JIT=1``
@@ -42,8 +53,13 @@ is not imported at all, e.g. to debug a kernel or measure its line coverage.
 """
 from __future__ import annotations
 
+import glob
 import os
+import sys
 import types
+import warnings
+
+from .exceptions import BilevelRefWarning
 
 __all__ = ["jit", "jitable", "rebind", "enabled", "set_enabled", "ENV_VAR"]
 
@@ -54,6 +70,8 @@ _FORBIDDEN = ("fastmath", "parallel")
 _override = None  # set_enabled(); None: the environment decides
 _numba = None  # the numba module, once a kernel module has been compiled
 _pending = []  # (function, compiled body, options) for jitable, registered with numba when it is loaded
+_warned_cache_dirs = set()  # cache directories already named in a cache-failure warning
+_recovering_classes = {}  # numba cache class -> its recovering subclass
 
 
 def _env_flag(name):
@@ -118,16 +136,111 @@ def jit(*args, **options):
             raise ValueError(f"the JIT policy forbids {name}=True (determinism: bilevel_ref._jit)")
     options.setdefault("cache", True)
 
+    sigs = ()
+    if len(args) == 1 and isinstance(args[0], types.FunctionType):
+        func, args = args[0], ()
+    else:
+        func = None
+    if args:  # explicit signatures, as numba.njit(sigs, **options): compiled eagerly below
+        if len(args) != 1:
+            raise TypeError(f"jit takes one signature or a list of signatures, got {len(args)} arguments")
+        sigs = list(args[0]) if isinstance(args[0], (list, tuple)) else [args[0]]
+
     def decorate(func):
         if not enabled():
             return func
-        return _load_numba().njit(**options)(func)
+        dispatcher = _load_numba().njit(**options)(func)
+        _recover_cache_failures(dispatcher)
+        if sigs:  # numba.njit(sigs) compiles these and no others; here after the cache is guarded
+            for sig in sigs:
+                dispatcher.compile(sig)
+            dispatcher.disable_compile()
+        return dispatcher
 
-    if len(args) == 1 and isinstance(args[0], types.FunctionType):
-        return decorate(args[0])
-    if args:  # explicit signatures: numba.njit(sigs, **options)
-        return lambda func: func if not enabled() else _load_numba().njit(*args, **options)(func)
-    return decorate
+    return decorate if func is None else decorate(func)
+
+
+# --------------------------------------------------------------------------- cache failures
+def _recover_cache_failures(dispatcher):
+    """Make an unreadable on-disk cache of ``dispatcher`` a warned cache miss (module docstring)."""
+    cache = getattr(dispatcher, "_cache", None)
+    base = type(cache)
+    if cache is None or not hasattr(cache, "_cache_file") or not hasattr(base, "load_overload"):
+        return  # NullCache (cache=False) or a numba without the file cache this guards
+    cls = _recovering_classes.get(base)
+    if cls is None:
+        cls = type(f"Recovering{base.__name__}", (base,), {
+            "__doc__": f"{base.__name__} whose read/write errors are warned cache misses (bilevel_ref._jit).",
+            "load_overload": _guarded_load, "save_overload": _guarded_save, "_recovering_base": base,
+        })
+        _recovering_classes[base] = cls
+    cache.__class__ = cls
+
+
+def _guarded_load(self, sig, target_context):
+    """``Cache.load_overload``, with any error (or an overload of another signature) a cache miss."""
+    try:
+        cres = self._recovering_base.load_overload(self, sig, target_context)
+        if cres is not None:
+            from numba.core import sigutils
+
+            wanted = tuple(sigutils.normalize_signature(sig)[0])
+            if tuple(cres.signature.args) != wanted:
+                raise TypeError(f"the cached overload has signature {cres.signature}, "
+                                f"not the requested {wanted}")
+        return cres
+    except Exception as exc:  # noqa: BLE001 -- a cache that cannot be read is a miss, whatever the reason
+        _cache_failed(self, "read", exc)
+        return None
+
+
+def _guarded_save(self, sig, data):
+    """``Cache.save_overload``; an error is warned and the compiled kernel used regardless."""
+    try:
+        self._recovering_base.save_overload(self, sig, data)
+    except Exception as exc:  # noqa: BLE001
+        _cache_failed(self, "written", exc)
+
+
+def _cache_file_paths(cache):
+    """The index (.nbi) and data (.nbc) files of one function's cache."""
+    files = cache._cache_file
+    head, _, tail = files._data_name_pattern.partition("{number:d}")  # "<function>-<line>.pyXY.{n}.nbc"
+    pattern = glob.escape(os.path.join(cache.cache_path, head)) + "*" + glob.escape(tail)
+    return [files._index_path] + sorted(glob.glob(pattern))
+
+
+def _cache_failed(cache, action, exc):
+    """Remove one function's cache files and warn once per cache directory."""
+    removed = []
+    for path in _cache_file_paths(cache):
+        try:
+            os.remove(path)
+            removed.append(os.path.basename(path))
+        except OSError:
+            pass
+    directory = cache.cache_path
+    if directory in _warned_cache_dirs:
+        return
+    _warned_cache_dirs.add(directory)
+    func = cache._py_func
+    _warn_at_user(f"the numba cache of {func.__module__}.{func.__qualname__} could not be {action} "
+                  f"({type(exc).__name__}: {exc}); the kernel was recompiled without it and its cache "
+                  f"files {removed or '(none)'} were removed. Cache directory: {directory}. If this "
+                  f"recurs, clear the cache: delete that directory (or the *.nbi and *.nbc files in "
+                  f"it), or set NUMBA_CACHE_DIR to a fresh directory.")
+
+
+def _warn_at_user(message):
+    """A :class:`BilevelRefWarning` attributed to the first frame outside bilevel_ref and numba
+    (:func:`bilevel_ref.exceptions.warn` stops at the first frame outside bilevel_ref, which
+    here is numba's dispatcher)."""
+    inside = (os.path.dirname(os.path.abspath(__file__)) + os.sep,
+              os.path.dirname(os.path.abspath(_numba.__file__)) + os.sep)
+    frame, level = sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, BilevelRefWarning, stacklevel=level)
 
 
 def jitable(func=None, *, numba_impl=None, **options):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import bilevel_ref
@@ -144,3 +145,71 @@ def test_kernels_package_imports_submodules_on_access():
     assert kernels.sampling.__name__ == "bilevel_ref._kernels.sampling"
     with pytest.raises(AttributeError, match="no_such_kernel"):
         kernels.no_such_kernel  # noqa: B018
+
+
+# A corrupted on-disk cache (issue 16): recompiled, one warning naming the directory, then cached again.
+CACHE_RUN = """
+    import warnings
+    import numpy as np
+    from bilevel_ref.exceptions import BilevelRefWarning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from bilevel_ref._kernels.cubic import tridiag_secular
+        from bilevel_ref._kernels.lazy import secular_eig
+        from bilevel_ref.linalg.cubic import _core
+        lam, c = np.array([-1.0, 0.5, 2.0]), np.array([0.3, -0.2, 0.1])
+        alpha, beta = np.array([1.0, -2.0, 0.5]), np.array([0.7, 0.3, 0.0])
+        calls = [(secular_eig, _core.secular_eig, (lam, c, 0.5, 1e-12, 100)),
+                 (tridiag_secular, _core.tridiag_secular, (alpha, beta, 3, 1.0, 0.5, -1.0, np.inf, 100))]
+        for kernel, reference, args in calls:
+            got, ref = kernel(*args), reference(*args)
+            assert np.allclose(got[0], ref[0], rtol=1e-14, atol=0) and got[1] == ref[1], (got, ref)
+    mine = [str(w.message) for w in caught if issubclass(w.category, BilevelRefWarning)]
+    print(len(mine), sum(sum(kernel.stats.cache_hits.values()) for kernel, _, _ in calls))
+    print("\\n".join(mine))
+"""
+
+
+def _damage(files, how):
+    data = {path: path.read_bytes() for path in files}
+    for path in files:
+        if how == "truncate_half":  # UnpicklingError: pickle data was truncated
+            path.write_bytes(data[path][: len(data[path]) // 2])
+        elif how == "truncate_empty":  # EOFError: Ran out of input
+            path.write_bytes(b"")
+        elif how == "swap_data":  # each kernel's data file holds the other's: an overload of another signature
+            other = [p for p in files if p.suffix == ".nbc" and p != path]
+            if path.suffix == ".nbc":
+                path.write_bytes(data[other[0]])
+
+
+@pytest.mark.parametrize("how", ["truncate_half", "truncate_empty", "swap_data"])
+def test_corrupted_cache_recompiles_and_warns_once(tmp_path, how):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    assert run(CACHE_RUN, **env).split() == ["0", "0"]  # compiled; cache written
+    files = sorted(p for p in tmp_path.rglob("*") if p.suffix in (".nbi", ".nbc"))
+    assert len([p for p in files if p.suffix == ".nbc"]) == 2, files
+    _damage(files, how)
+    out = run(CACHE_RUN, **env).splitlines()  # a fresh process: correct results, one warning
+    assert out[0].split() == ["1", "0"], out
+    message = out[1]
+    directory = files[0].parent
+    assert f"Cache directory: {directory}." in message and "NUMBA_CACHE_DIR" in message, message
+    assert "recompiled" in message
+    assert run(CACHE_RUN, **env).split() == ["0", "2"]  # the cache was written again and is used
+
+
+def test_explicit_signatures_compile_eagerly_and_only_those():
+    if not _jit.enabled():
+        pytest.skip("JIT disabled: jit returns the plain function")
+
+    def twice(x):
+        return 2.0 * x
+
+    kernel = _jit.jit("float64(float64)", cache=False)(twice)
+    assert [tuple(map(str, sig)) for sig in kernel.signatures] == [("float64",)]
+    assert kernel(1.5) == 3.0
+    with pytest.raises(TypeError):
+        kernel(np.ones(2))  # compilation disabled after the given signatures
+    with pytest.raises(TypeError, match="one signature"):
+        _jit.jit("float64(float64)", "int64(int64)")

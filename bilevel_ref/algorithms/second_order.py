@@ -176,7 +176,8 @@ class CubicNewtonMixin:
             res = self._model.solve(G)
         else:
             res = solve_cubic(G, self._model, self.M_eff, method=self.opts.cubic_solver,
-                              backend=self.opts.backend)
+                              backend=self.opts.backend,
+                              rng=self.rng if self.opts.cubic_solver == "gd" else None)  # CD19 perturbation
         if fresh:
             min_eig = res.min_eig
             if min_eig is None and self.opts.stop_rule == "estimate":

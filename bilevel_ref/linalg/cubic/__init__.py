@@ -51,16 +51,27 @@ same safeguarded Newton, with LDLᵀ factorisations of T_k + λI (O(k) per λ,
 ``tridiag_secular``); the gradient norm of the full model is β_k|e_kᵀh_k| for
 free.  A Krylov space built from g misses eigenvectors orthogonal to it (hard
 case): the default ``hard_case="fallback"`` detects a step sitting on the
-pole and re-solves with eigh (dense H) or restarts from a perturbed g.
+pole and re-solves with eigh (dense H) or restarts from a perturbed g, then
+removes the perturbation's error with Newton steps on the true model.  At
+g = 0 (matrix-free) the answer is s = 0 if λ_1(H) ≥ 0, else ±(2|λ_1|/M)q_1,
+from a Lanczos estimate of the bottom eigenpair.
 
 **gd** (CD19).  Gradient descent from the Cauchy point with step
-1/(4(β + ρR)); converges to the global minimiser whenever g has a component
-along the bottom eigenvector.  ``cubic_subsolver`` / ``cubic_finalsolver`` are
-T18's perturbed-GD Cubic-Subsolver and Cubic-Finalsolver used by IFSBA.
+1/(4(β + ρR)); converges to the global minimiser whenever its linear term has
+a component along the bottom eigenvector.  By default it runs on CD19's
+perturbed g + σζ first, then on the true model, and reports ``converged``
+only when H + (M/2)‖s‖I ⪰ 0 is verified.  ``cubic_subsolver`` /
+``cubic_finalsolver`` are T18's perturbed-GD Cubic-Subsolver and
+Cubic-Finalsolver used by IFSBA.
+
+A callable H is checked on every product (:mod:`.refine`): NaN or inf is a
+:class:`~bilevel_ref.exceptions.NonFiniteError` naming the operator, never a
+NaN result.
 
 Modules: :mod:`.model` (conventions, :class:`CubicResult`, :func:`cubic_model`,
 :func:`cubic_kkt`), :mod:`.eigh`, :mod:`.lanczos`, :mod:`.gd`,
-:mod:`.tripuraneni`, and :mod:`._core`, the numerical pieces that the numba
+:mod:`.tripuraneni`, :mod:`.refine` (operator guard, bottom eigenpair, Newton
+refinement), and :mod:`._core`, the numerical pieces that the numba
 kernels (:mod:`bilevel_ref._kernels.cubic`, :mod:`bilevel_ref._kernels.lazy`)
 compile from the same source.
 
@@ -81,6 +92,8 @@ lazy Hessians", ICML 2023, arXiv 2212.00781.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..._validation import (
     as_symmetric,
     as_vector,
@@ -88,6 +101,7 @@ from ..._validation import (
     check_int,
     check_nonnegative,
     check_positive,
+    check_rng,
 )
 from ...exceptions import OptionError
 # The solvers' pieces stay importable from here (LazyCubic, the benchmarks and the tests use them).
@@ -115,6 +129,7 @@ from .model import (
     cubic_model,
     sigma_from_M,
 )
+from .refine import bottom_eigenpair, checked_operator, newton_refine  # noqa: F401
 from .tripuraneni import FinalsolverResult, SubsolverResult, cubic_finalsolver, cubic_subsolver
 
 __all__ = [
@@ -143,7 +158,7 @@ _OPTIONS = {
     "lanczos": {"rtol": 1e-10, "atol": 0.0, "maxiter": None, "reorth": True, "stop": "residual",
                 "theta": 50.0, "hard_case": "fallback", "probe": True, "maxiter_secular": 100,
                 "tol_hard": 1e-12},
-    "gd": {"L": None, "tol": None, "maxiter": 100_000, "perturb": 0.0},
+    "gd": {"L": None, "tol": None, "maxiter": 100_000, "perturb": None},
 }
 
 
@@ -173,7 +188,8 @@ def _validate_options(method, options):
         if opts["tol"] is not None:
             opts["tol"] = check_nonnegative(opts["tol"], "tol")
         opts["maxiter"] = check_int(opts["maxiter"], "maxiter", minimum=0)
-        opts["perturb"] = check_nonnegative(opts["perturb"], "perturb")
+        if opts["perturb"] is not None:
+            opts["perturb"] = check_nonnegative(opts["perturb"], "perturb")
     return opts
 
 
@@ -186,7 +202,10 @@ def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
         Gradient (finite).
     H : (d, d) array_like or callable
         Symmetric Hessian (checked to 1e-12 relative), or a callable v ↦ Hv
-        (``method="lanczos"`` and ``"gd"`` only; else ``TypeError``).
+        (``method="lanczos"`` and ``"gd"`` only; else ``TypeError``).  A
+        callable's output is checked on every call: NaN or inf raises
+        :class:`~bilevel_ref.exceptions.NonFiniteError`, a wrong shape
+        ``ValueError``, both naming the operator.
     M : float > 0
         Cubic constant in our (M/6)‖s‖³ convention (GALAHAD/CGT11/CD19 weight
         σ = ``sigma_from_M(M)`` = M/2).
@@ -202,8 +221,9 @@ def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
         with either backend (its cost is the H·v products).
     rng : numpy.random.Generator or int, optional
         Source of the random vectors: lanczos probe start and restart
-        perturbation (without it a fixed deterministic probe vector is used),
-        gd ``perturb > 0`` (required there).
+        perturbation (without it a fixed deterministic probe vector is used);
+        gd perturbation and, for a callable H, the start of its λ_1 estimate
+        (without it ``numpy.random.default_rng(0)``, so runs repeat bitwise).
     **options
         eigh: ``tol_hard`` (1e-12), ``maxiter_secular`` (100).
         lanczos: ``rtol`` (1e-10), ``atol`` (0), ``maxiter`` (d), ``reorth``
@@ -213,7 +233,12 @@ def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
         alongside, one more H·v per step, to detect the hard case, which a
         Krylov space of g alone cannot see), ``maxiter_secular``, ``tol_hard``.
         gd: ``L`` (bound on ‖H‖; default ‖H‖₂ for arrays, required for
-        callables), ``tol`` (1e-10‖g‖), ``maxiter`` (10⁵), ``perturb`` (0).
+        callables), ``tol`` (absolute bound on ‖∇m‖; default
+        10⁻¹⁰(‖g‖ + L‖s‖)), ``maxiter`` (10⁵ GD steps in all), ``perturb``
+        (σ of CD19's perturbation g + σζ; default None: CD19's
+        σ = ρε/(L + ρR), see :mod:`.gd`; 0 turns it off).  gd reports
+        ``converged=True`` only with the global-optimality certificate
+        H + (M/2)‖s‖I ⪰ 0 (λ_1 from eigh for an array, Lanczos for a callable).
         Any other name raises :class:`~bilevel_ref.exceptions.OptionError`.
 
     Returns
@@ -237,6 +262,7 @@ def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
                             "accepted by method='lanczos' and method='gd' only")
         g = as_vector(g, "g")
         dense = None
+        H = checked_operator(H, g.shape[0])
     else:
         dense = as_symmetric(H, "H", copy=False)
         if dense.shape[0] == 0:
@@ -246,7 +272,7 @@ def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
     if method == "eigh":
         return solve_eigh(g, dense, M, backend, opts["tol_hard"], opts["maxiter_secular"])
     if method == "gd":  # no kernel: its cost is the H·v products, so both backends run NumPy
-        return solve_gd(g, H, dense, M, rng, opts)
+        return solve_gd(g, H, dense, M, np.random.default_rng(0) if rng is None else check_rng(rng), opts)
     return _solve_lanczos(g, H, dense, M, backend, rng, opts)
 
 

@@ -28,7 +28,7 @@ __all__ = [
     "EPS", "EIG_CLUSTER", "BREAKDOWN", "POLE_REFINE", "PROBE_MIN_STEPS", "PROBE_AGREE",
     "norm", "matvec", "matvec_pair", "symmetric_matvec2",
     "secular_terms", "secular_eig", "ritz_min", "tridiag_secular", "refine_on_pole",
-    "probe_advance", "probe_violates", "lanczos_loop",
+    "probe_advance", "probe_violates", "lanczos_extend", "lanczos_loop",
 ]
 
 # --------------------------------------------------------------------------- tolerances
@@ -404,6 +404,29 @@ def refine_on_pole(alpha, beta, k, gamma, sigma, maxiter):
 
 # --------------------------------------------------------------------------- Lanczos with a hard-case probe
 @_jit.jitable
+def lanczos_extend(w, q, Qk, k, alpha, beta, reorth):
+    """Step ``k`` of Lanczos given w = H q_k (q_k = ``Qk[k]``): sets α_k, β_k; returns (w, α_k, β_k).
+
+    Three-term recurrence, then (``reorth``) classical Gram–Schmidt against
+    Q_k, repeated once when it removed more than half of ‖w‖² (Kahan–Parlett
+    "twice is enough").  The next Lanczos vector is w/β_k.
+    """
+    if k > 0:
+        w = w - beta[k - 1] * Qk[k - 1]
+    a = float(q @ w)
+    alpha[k] = a
+    w = w - a * q
+    if reorth:
+        w_norm2 = float(w @ w)
+        w = w - Qk[: k + 1].T @ (Qk[: k + 1] @ w)
+        if float(w @ w) < 0.5 * w_norm2:
+            w = w - Qk[: k + 1].T @ (Qk[: k + 1] @ w)
+    b = norm(w)
+    beta[k] = b
+    return w, a, b
+
+
+@_jit.jitable
 def probe_advance(wp, p, p_prev, alpha_p, beta_p, kp, t_norm, theta_p, theta1, agree):
     """Step ``kp`` of the probe's plain three-term Lanczos recurrence, given ``wp`` = H p.
 
@@ -491,18 +514,7 @@ def lanczos_loop(H, g, sigma, rtol, atol, kmax, reorth, arc, theta_arc, maxiter_
         else:
             w = matvec(H, q)
         n_matvec += 1
-        if k > 0:
-            w = w - beta[k - 1] * Qk[k - 1]
-        a = float(q @ w)
-        alpha[k] = a
-        w = w - a * q
-        if reorth:
-            w_norm2 = float(w @ w)
-            w = w - Qk[: k + 1].T @ (Qk[: k + 1] @ w)
-            if float(w @ w) < 0.5 * w_norm2:
-                w = w - Qk[: k + 1].T @ (Qk[: k + 1] @ w)
-        b = norm(w)
-        beta[k] = b
+        w, a, b = lanczos_extend(w, q, Qk, k, alpha, beta, reorth)
         t_norm = max(t_norm, abs(a) + b + (beta[k - 1] if k > 0 else 0.0))
         h, lam, theta1, _, _ = tridiag_secular(alpha, beta, k + 1, gamma, sigma, lam, theta1, maxiter_secular)
         if probe_active:

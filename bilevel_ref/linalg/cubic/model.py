@@ -43,16 +43,23 @@ class CubicResult:
     grad_norm : float
         ‖∇m(s)‖ = ‖g + Hs + (M/2)‖s‖s‖.
     min_eig : float or None
-        λ_1(H) (eigh, LazyCubic), smallest Ritz value (lanczos), None (gd).
+        λ_1(H) (eigh, LazyCubic, gd with an array H), smallest Ritz value
+        (lanczos, gd with a callable H; an upper bound on λ_1), None when
+        not computed (gd stopped by ``maxiter`` before its certificate).
     n_iter : int
         Secular Newton iterations (eigh), Lanczos steps (lanczos), GD steps (gd).
     n_matvec : int
         Products H·v used (0 when a dense H was factorised).
     hard_case : bool
         The hard case was detected (and handled, except lanczos with
-        ``hard_case="ignore"``).
+        ``hard_case="ignore"``); for gd: a stationary point with
+        H + λI ⋡ 0 was reached and escaped from.
     converged : bool
-        The stopping rule was met (not an iteration cap).
+        The stopping rule was met (not an iteration cap) and nothing
+        certifies that s is not the global minimiser: gd requires its
+        certificate H + (M/2)‖s‖I ⪰ 0; lanczos requires that no probe
+        Ritz value shows H + λI ⋡ 0 after its hard-case restart.  Never
+        True with a non-finite model value.
     method : str
     """
 

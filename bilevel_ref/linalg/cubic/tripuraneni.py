@@ -14,9 +14,9 @@ import numpy as np
 
 from ..._validation import as_vector, check_int, check_positive, check_rng
 from .model import unit_sphere
+from .refine import checked_operator
 
 __all__ = ["SubsolverResult", "FinalsolverResult", "cubic_subsolver", "cubic_finalsolver"]
-
 
 
 # --------------------------------------------------------------------------- T18 sub/final solvers
@@ -41,7 +41,8 @@ def _t18_inputs(g, hvp, M, L, eps):
     g = as_vector(g, "g")
     if not callable(hvp):
         raise TypeError(f"hvp must be a callable v -> H v, got {type(hvp).__name__}")
-    return g, check_positive(M, "M"), check_positive(L, "L"), check_positive(eps, "eps")
+    hvp = checked_operator(hvp, g.shape[0], "hvp")  # NaN / inf / wrong shape: an error naming it
+    return g, hvp, check_positive(M, "M"), check_positive(L, "L"), check_positive(eps, "eps")
 
 
 def cubic_subsolver(g, hvp, M, L, eps, rng, *, c_prime=1.0, n_steps=None, delta=0.01):
@@ -82,7 +83,7 @@ def cubic_subsolver(g, hvp, M, L, eps, rng, *, c_prime=1.0, n_steps=None, delta=
     SubsolverResult
         ``(s, delta_m, n_matvec)``; IFSBA tests Δ ≥ −(1/128)√(ε³/M).
     """
-    g, M, L, eps = _t18_inputs(g, hvp, M, L, eps)
+    g, hvp, M, L, eps = _t18_inputs(g, hvp, M, L, eps)
     c_prime = check_positive(c_prime, "c_prime")
     delta = check_positive(delta, "delta")
     if delta >= 1.0:
@@ -132,7 +133,7 @@ def cubic_finalsolver(g, hvp, M, L, eps, *, maxiter=10_000):
     FinalsolverResult
         ``(s, n_matvec, grad_norm, converged)``.
     """
-    g, M, L, eps = _t18_inputs(g, hvp, M, L, eps)
+    g, hvp, M, L, eps = _t18_inputs(g, hvp, M, L, eps)
     maxiter = check_int(maxiter, "maxiter", minimum=0)
     eta = 1.0 / (20.0 * L)
     s = np.zeros_like(g)

@@ -80,6 +80,8 @@ class Solver:
         self.min_eig = None
         #: constants used: key -> (value, source), reported in the result
         self.constants_used = {}
+        #: spectra of Hessian operators estimated for constants, shared by their keys
+        self._spectra = {}
         self.setup()
 
     def constant(self, key):
@@ -89,9 +91,8 @@ class Solver:
         if key not in self.constants_used:
             from .constants import resolve_constant
 
-            cache = self.__dict__.setdefault("_spectra", {})
             self.constants_used[key] = resolve_constant(self.problem, self.opts, key, self.x, self.y,
-                                                        self.rng, self.constant, cache)
+                                                        self.rng, self.constant, self._spectra)
         return self.constants_used[key][0]
 
     # -- to override ---------------------------------------------------------

@@ -20,6 +20,7 @@ import bilevel_ref as br
 from bilevel_ref.problems import (BilevelProblem, MinimaxProblem, finite_sum_quadratic,
                                   make_quadratic_minimax, quadratic_bilevel)
 from bilevel_ref.problems.base import EXACT_ORACLES, GRADIENT_BLOCKS, ORACLE_KINDS
+from bilevel_ref.problems.wrappers import WrapperMixin, forward_oracle
 
 #: outer iterations of an ordinary contract run (no method converges that fast here)
 MAXITER = 6
@@ -160,7 +161,7 @@ def _nan_like(value):
     return float("nan")
 
 
-class _NaNAfterMixin:
+class _NaNAfterMixin(WrapperMixin):
     """Delegates the protocol to ``inner``; counted oracles return NaN from call ``after`` on.
 
     Only public protocol members of the wrapped problem are used (dimensions,
@@ -169,22 +170,10 @@ class _NaNAfterMixin:
     """
 
     def __init__(self, inner, after=None):
-        self.inner = inner
+        super().__init__(inner, f"{inner.name} (NaN after {after} calls)")
         self.after = after                # None: never poison
         self.calls = 0
-        self.dx, self.dy = inner.dx, inner.dy
-        self.n_upper, self.n_lower = inner.n_upper, inner.n_lower
-        self.name = f"{inner.name} (NaN after {after} calls)"
         self.dtype = np.dtype(getattr(inner, "dtype", np.float64))
-
-    def provides(self, oracle):
-        return self.inner.provides(oracle)
-
-    def constants(self):
-        return self.inner.constants()
-
-    def sample(self, rng, size, level):
-        return self.inner.sample(rng, size, level)
 
 
 def _poisoned(name):
@@ -193,14 +182,6 @@ def _poisoned(name):
         poison = self.after is not None and self.calls >= self.after
         self.calls += 1
         return _nan_like(out) if poison else out
-
-    oracle.__name__ = name
-    return oracle
-
-
-def _forwarded(name):
-    def oracle(self, *args, **kwargs):
-        return getattr(self.inner, name)(*args, **kwargs)
 
     oracle.__name__ = name
     return oracle
@@ -218,7 +199,7 @@ for _cls in (NaNAfterBilevel, NaNAfterMinimax):
     for _name in ORACLE_KINDS + tuple(GRADIENT_BLOCKS) + ("fused_g",):
         setattr(_cls, _name, _poisoned(_name))
     for _name in EXACT_ORACLES:
-        setattr(_cls, _name, _forwarded(_name))
+        setattr(_cls, _name, forward_oracle(_name))
 del _cls, _name
 
 

@@ -358,14 +358,6 @@ def export_golden(directory, cases=None):
     return all_cases
 
 
-def _json_default(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 # errors numpy / zipfile raise on a truncated or corrupt .npz (when opening it or reading a member)
 _NPZ_ERRORS = (zipfile.BadZipFile, ValueError, EOFError, OSError, zlib.error, RuntimeError)
 

@@ -25,8 +25,6 @@ second-order methods' test (λ_min ≥ −δ) is the method's own.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 __all__ = ["certified_gradient_norm", "CERTIFICATE_ORACLES"]
@@ -38,8 +36,7 @@ CERTIFICATE_ORACLES = {"bilevel": ("grad_f", "grad_g", "hvp_yy_g", "cross_g"),
 
 def certified_gradient_norm(solver):
     """‖∇φ(x)‖ at ``solver.x`` from a tight counted solve, or None if the problem lacks the oracles."""
-    from .constants import tight_hypergradient
-    from .linalg.agd import agd
+    from .constants import tight_hypergradient, tight_solve
 
     p = solver.problem
     if not all(p.provides(o) for o in CERTIFICATE_ORACLES[solver.problem_type]):
@@ -48,8 +45,6 @@ def certified_gradient_norm(solver):
         d = tight_hypergradient(p, solver.x, solver.y, solver.constant("L_g"), solver.constant("mu_g"))[0]
     else:
         L_y, mu_y = solver.constant("L_y"), solver.constant("mu_y")
-        L_y = max(L_y, mu_y)
-        steps = int(math.ceil(math.sqrt(L_y / mu_y) * math.log(1e12))) + 20
-        y = agd(lambda q: -p.grad_f(solver.x, q)[1], solver.y, L_y, mu_y, steps, tol=1e-12).y
+        y = tight_solve(lambda q: -p.grad_f(solver.x, q)[1], solver.y, max(L_y, mu_y), mu_y)
         d = p.grad_f(solver.x, y)[0]
     return float(np.linalg.norm(d))

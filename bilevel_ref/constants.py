@@ -99,14 +99,20 @@ def _need(problem, oracle, key):
             f"({CONSTANT_KEYS[key]}) and provides no {oracle!r} to estimate it")
 
 
+def tight_solve(grad, y0, L, mu):
+    """Minimiser of an L-smooth, mu-strongly convex function by AGD to ‖∇‖ ≤ 1e-12
+    (at most √κ·log(1e12) + 20 steps, each one counted ``grad`` call)."""
+    from .linalg.agd import agd
+
+    steps = int(math.ceil(math.sqrt(L / mu) * math.log(1e12))) + 20
+    return agd(grad, y0, L, mu, steps, tol=1e-12).y
+
+
 def tight_hypergradient(problem, x, y, L_g, mu_g):
     """∇φ(x) from a tight AGD lower solve and CG (counted); returns (∇φ, y*)."""
-    from .linalg.agd import agd
     from .linalg.cg import cg
 
-    kappa = L_g / mu_g
-    steps = int(math.ceil(math.sqrt(kappa) * math.log(1e12))) + 20
-    y = agd(lambda q: problem.grad_y_g(x, q), y, L_g, mu_g, steps, tol=1e-12).y
+    y = tight_solve(lambda q: problem.grad_y_g(x, q), y, L_g, mu_g)
     gx, gy = problem.grad_f(x, y)
     v = cg(lambda q: problem.hvp_yy_g(x, y, q), gy, maxiter=max(2 * problem.dy, 50), rtol=1e-12).x
     return gx - problem.cross_g(x, y, v), y

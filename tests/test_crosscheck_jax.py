@@ -27,6 +27,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 from bilevel_ref.crosscheck import export_golden  # noqa: E402
+from bilevel_ref.crosscheck.tolerances import MEASURED_FLOAT32  # noqa: E402  (figures to confirm, not inputs)
 
 
 @pytest.fixture(scope="module")
@@ -396,29 +397,39 @@ def test_jax_reproduces_every_output_of_every_case(golden, dtype):
                                                      "trajectory"}
     n_outputs = sum(len(e["outputs"]) for e, _ in cases.values())
     checked = _assert_within(golden, dtype)
-    assert checked == n_outputs if dtype == "float64" else checked >= n_outputs - 20
+    assert checked == n_outputs if dtype == "float64" else checked == n_outputs - len(MEASURED_FLOAT32)
 
 
 @pytest.mark.slow
-def test_float32_tolerances_are_at_most_1e_4_and_unsupported_ones_are_real(golden):
-    """Every float32 rtol ≤ 1e-4; an output declared unsupported in float32 is one whose honest float32
-    error is at least 1e-6 (within 100x of the 1e-4 line; the model is pessimistic for the penalty gradients):
-    the null is not a shortcut."""
+def test_float32_unsupported_outputs_are_real_and_documented(golden):
+    """An output declared unsupported in float32 is one whose honest float32 error is within 5x of what the
+    1e-4 tolerance with margin 4 allows (≥ 1e-5; all measured ≥ 2e-5), and the measured figure the manifest
+    quotes (MEASURED_FLOAT32) is this run's to a factor 3: the null is not a shortcut, the docs are current."""
     _, cases = _load(golden)
-    nulls = [(name, out) for name, (entry, _) in cases.items() for out in entry["outputs"]
-             if entry["tolerances"][out]["float32"]["rtol"] is None]
+    nulls = {(name, out) for name, (entry, _) in cases.items() for out in entry["outputs"]
+             if entry["tolerances"][out]["float32"]["rtol"] is None}
+    assert nulls == set(MEASURED_FLOAT32)
     measured = _measure(golden, "float32", sorted({n for n, _ in nulls}))
     for name, out in nulls:
-        assert "float32 cannot resolve" in cases[name][0]["tolerances"][out]["float32"]["reason"]
-        assert measured[(name, out)] >= 1e-6, (name, out, measured[(name, out)])
-    assert ("quadratic-lam1e4-4x5", "hess_penalty") in nulls
+        reason = cases[name][0]["tolerances"][out]["float32"]["reason"]
+        assert "float32 cannot resolve" in reason and f"{MEASURED_FLOAT32[(name, out)]:.1e}" in reason
+        assert measured[(name, out)] >= 1e-5, (name, out, measured[(name, out)])
+        assert 1 / 3 <= measured[(name, out)] / MEASURED_FLOAT32[(name, out)] <= 3, (name, out, measured[(name, out)])
 
 
 def test_float32_tolerances_at_most_1e_4(golden):
     _, cases = _load(golden)
     rtols = [e["tolerances"][o]["float32"]["rtol"] for e, _ in cases.values() for o in e["outputs"]]
     supported = [r for r in rtols if r is not None]
-    assert max(supported) <= 1e-4 and len(supported) >= len(rtols) - 20
+    assert max(supported) <= 1e-4 and len(supported) == len(rtols) - len(MEASURED_FLOAT32)
+    # the penalty gradients: float32-supported at λ = 100 and 10³ at the exact minimisers, and at every λ
+    # (up to 10⁴) for the estimator at inexact (y, w), where G = O(λ) does not cancel
+    for name, out in [("quadratic-3x6", "grad_penalty"), ("quadratic-lam1e3-4x5", "grad_penalty"),
+                      ("quadratic-3x6", "penalty_grad_est"), ("quadratic-lam1e3-4x5", "penalty_grad_est"),
+                      ("quadratic-lam1e4-4x5", "penalty_grad_est"), ("nonconvex-y-4x5", "penalty_grad_est"),
+                      ("quadratic-3x6", "hess_penalty")]:
+        assert cases[name][0]["tolerances"][out]["float32"]["rtol"] <= 1e-4, (name, out)
+    assert cases["quadratic-lam1e4-4x5"][0]["tolerances"]["hess_penalty"]["float32"]["rtol"] is None
 
 
 def test_float64_tolerances_grow_with_lambda(golden):

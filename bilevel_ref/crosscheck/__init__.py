@@ -12,10 +12,11 @@ its JSON Schema (``golden.schema.json``, shipped in this package,
 :func:`~bilevel_ref.crosscheck.schema.load_schema`), the conventions
 (L*_λ, the roles of the inexact iterates y and w, the cubic multiplier
 λ = (M/2)‖s‖, the hard-case sign rule), per case the shape of every array and
-the mathematical definition of every output, per output an *amplification*
-and tolerances for float64 and float32 candidates that follow from it
-(:mod:`.tolerances`: λ- and condition-aware; float32 ≤ 1e-4 relative or
-declared unsupported), and a provenance block (library version, git commit,
+the mathematical definition of every output, per output the parts of a
+first-order error model (condition number, cancellation ratio, coupling), its
+*amplification* and tolerances for float64 and float32 candidates that follow
+from it (:mod:`.tolerances`: λ- and condition-aware; float32 ≤ 1e-4 relative
+or declared unsupported with the measured float32 error), and a provenance block (library version, git commit,
 NumPy/Python versions, SHA-256 of every case file; per case the generator,
 its arguments and the seed).
 

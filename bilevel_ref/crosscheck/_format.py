@@ -61,7 +61,8 @@ class GoldenCase:
     """One golden case as built by :func:`~bilevel_ref.crosscheck.default_cases` or loaded by
     :func:`~bilevel_ref.crosscheck.load_golden`.
 
-    ``tolerances[output]`` holds ``amplification`` and, per dtype, ``{"dtype", "rtol", "atol"}``
+    ``tolerances[output]`` holds ``conditioning``, ``cancellation``, ``coupling``, ``amplification`` and, per
+    dtype, ``{"dtype", "rtol", "atol"}``
     (``rtol`` None: that dtype cannot resolve the output, ``reason`` says why).
     """
 

@@ -84,7 +84,7 @@ def export_golden(directory, cases=None):
     for case in all_cases:
         outputs, amp = reference_with_amplification(case)
         case.outputs = {k: np.asarray(v, dtype=np.float64) for k, v in outputs.items()}
-        case.tolerances = tolerances(amp)
+        case.tolerances = tolerances(amp, case.name)
         fname = f"{case.name}.npz"
         np.savez(os.path.join(directory, fname), **case.arrays())
         files[fname] = sha256(os.path.join(directory, fname))

@@ -7,21 +7,26 @@ on a problem rebuilt from the case's stored data (:func:`rebuild_problem`), so
 for bit.
 
 Amplification.  Next to each output, :func:`reference_with_amplification`
-returns a number A ≥ 1 that scales the relative error a backward-stable
-implementation in precision ε reaches, O(ε·A):
+returns the parts of a first-order model of the relative error a
+backward-stable implementation in precision ε reaches,
+``{"conditioning": κ, "cancellation": c, "coupling": κ·c or 0}``:
 
 .. math::
 
-    A = \kappa + c,\qquad c = \frac{\sum_i\|t_i\|}{\|\sum_i t_i\|},
+    c = \frac{\max_k \sum_i |t_i|_k}{\max_k |\sum_i t_i|_k},
 
 with κ the largest condition number of the linear systems and
-eigenproblems the output goes through (∇²_yy g, ∇²_yy(f + λg), H + λI, …)
-and c the cancellation ratio of the output's defining sum — e.g.
-:math:`(\|S_1\| + \lambda\|S_2\|)/\|S_1 - \lambda S_2\|` for the penalty
-Hessian, which grows like λ.  (The product κ·c, the worst case, overestimated
-the errors measured on the JAX re-implementation about 25-fold; with the sum
-the measured errors stay below 3·ε·A.)
-:mod:`~bilevel_ref.crosscheck.tolerances` turns A into tolerances.
+eigenproblems the output goes through (∇²_yy g, ∇²_yy(f + λg), H + λI, …; 0
+if none) and c the cancellation ratio of the output's defining sum (0 if it
+is not one) — e.g. :math:`\max(|S_1| + \lambda|S_2|)/\max|S_1 - \lambda S_2|`
+for the penalty Hessian, or
+:math:`\max(|\nabla_x f| + \lambda|\nabla_x g(y)| + \lambda|\nabla_x g(w)|)/\max|G|`
+for the penalty gradient, both ~λ at the exact inner minimisers.  The
+coupling κ·c is nonzero only for penalty quantities whose second derivatives
+vary with y (checked on the data: the blocks at y and w differ), where the
+inner solutions' error ~κu moves the O(λ) terms.
+:mod:`~bilevel_ref.crosscheck.tolerances` turns the parts into the amplification
+A = κ + (c + coupling)/2 and tolerances.
 """
 from __future__ import annotations
 
@@ -55,6 +60,20 @@ def _cancel(total, *terms):
     den = float(np.max(np.abs(total)))
     num = float(np.max(sum(np.abs(np.asarray(t, dtype=float)) for t in terms)))
     return max(1.0, num / den) if den > 0 else max(1.0, num)
+
+
+def _amp(conditioning, cancellation=0.0, coupled=False):
+    """The parts of an output's amplification: condition number κ (0 if the output goes through no solve),
+    cancellation ratio c (0 if it is not a sum of terms) and the coupling κ·c (0 unless ``coupled``: the
+    cancelling terms are second derivatives evaluated at inner solutions, and these derivatives vary with y)."""
+    k, c = float(conditioning), float(cancellation)
+    return {"conditioning": k, "cancellation": c, "coupling": k * c if coupled else 0.0}
+
+
+def _curvature_varies(problem, x, y, w, batch_f=None, batch_g=None):
+    """True if a second-derivative block of f or g differs between y and w (False for quadratics)."""
+    return not all(np.array_equal(a, b) for hess, batch in ((problem.hess_f, batch_f), (problem.hess_g, batch_g))
+                   for a, b in zip(hess(x, y, batch=batch), hess(x, w, batch=batch)))
 
 
 def _cond(mat):
@@ -104,16 +123,18 @@ def _schur_parts(problem, x, y, w, lam, batch_f=None, batch_g=None):
     return S1, S2, _cond(D_h), _cond(D_w)
 
 
-def _penalty_grad_amp(problem, x, y, w, lam, G, batch_f=None, batch_g=None):
-    return _cancel(G, problem.grad_f(x, y, batch=batch_f)[0], lam * problem.grad_g(x, y, batch=batch_g)[0],
-                   lam * problem.grad_g(x, w, batch=batch_g)[0])
+def _penalty_grad_amp(problem, x, y, w, lam, G, batch_f=None, batch_g=None, kappa=0.0):
+    coupled = _curvature_varies(problem, x, y, w, batch_f, batch_g)
+    return _amp(kappa, _cancel(G, problem.grad_f(x, y, batch=batch_f)[0], lam * problem.grad_g(x, y, batch=batch_g)[0],
+                               lam * problem.grad_g(x, w, batch=batch_g)[0]), coupled)
 
 
 def _hess_amp(problem, x, y, w, lam, H, batch_f=None, batch_g=None, v=None):
     S1, S2, k1, k2 = _schur_parts(problem, x, y, w, lam, batch_f, batch_g)
+    coupled = _curvature_varies(problem, x, y, w, batch_f, batch_g)
     if v is None:
-        return max(k1, k2) + _cancel(H, S1, lam * S2)
-    return max(k1, k2) + _cancel(H, S1 @ v, lam * (S2 @ v))
+        return _amp(max(k1, k2), _cancel(H, S1, lam * S2), coupled)
+    return _amp(max(k1, k2), _cancel(H, S1 @ v, lam * (S2 @ v)), coupled)
 
 
 def _bilevel_outputs(problem, x, y, w, lam, exact_hess):
@@ -149,18 +170,18 @@ def _bilevel_outputs(problem, x, y, w, lam, exact_hess):
     k_h = _cond(D_h)
     phi = float(out["phi"])
     amp = {
-        "y_star": k_g,
-        "phi": k_g + (_norm(gy_f) * _norm(y_st) / abs(phi) if phi != 0 else 1.0),
-        "grad_phi": k_g + _cancel(out["grad_phi"], gx_f, B_g @ v),
-        "y_star_penalty": k_h,
-        "grad_penalty": max(k_h, k_g) + _penalty_grad_amp(problem, x, y_lam, y_st, lam, out["grad_penalty"]),
+        "y_star": _amp(k_g),
+        "phi": _amp(k_g, _norm(gy_f) * _norm(y_st) / abs(phi) if phi != 0 else 1.0),
+        "grad_phi": _amp(k_g, _cancel(out["grad_phi"], gx_f, B_g @ v)),
+        "y_star_penalty": _amp(k_h),
+        "grad_penalty": _penalty_grad_amp(problem, x, y_lam, y_st, lam, out["grad_penalty"], kappa=max(k_h, k_g)),
         "penalty_grad_est": _penalty_grad_amp(problem, x, y, w, lam, out["penalty_grad_est"]),
         "hess_penalty": _hess_amp(problem, x, y_lam, y_st, lam, out["hess_penalty"]),
         "penalty_hess_est": _hess_amp(problem, x, y, w, lam, out["penalty_hess_est"]),
     }
     if exact_hess:
         K = np.linalg.solve(D_g, B_g.T)
-        amp["hess_phi"] = k_g + _cancel(out["hess_phi"], A_f, B_f @ K, K.T @ B_f.T, K.T @ D_f @ K)
+        amp["hess_phi"] = _amp(k_g, _cancel(out["hess_phi"], A_f, B_f @ K, K.T @ B_f.T, K.T @ D_f @ K))
     return out, amp
 
 
@@ -180,21 +201,21 @@ def _estimator_outputs(problem, inp, est):
     K = est["aid_cg"]["steps"]
     res = aid_cg(problem, x, y, K, rtol=0.0)
     out["aid_cg_v"], out["aid_cg_d"] = res.v, res.d
-    amp["aid_cg_v"] = k_g
-    amp["aid_cg_d"] = k_g + _cancel(res.d, gx_f, res.d - gx_f)
+    amp["aid_cg_v"] = _amp(k_g)
+    amp["aid_cg_d"] = _amp(k_g, _cancel(res.d, gx_f, res.d - gx_f))
 
     Q, eta = est["aid_neumann"]["steps"], est["aid_neumann"]["eta"]
     res = aid_neumann(problem, x, y, Q, eta)
     out["aid_neumann_v"], out["aid_neumann_d"] = res.v, res.d
-    amp["aid_neumann_v"] = k_g
-    amp["aid_neumann_d"] = k_g + _cancel(res.d, gx_f, res.d - gx_f)
+    amp["aid_neumann_v"] = _amp(k_g)
+    amp["aid_neumann_d"] = _amp(k_g, _cancel(res.d, gx_f, res.d - gx_f))
 
     T, alpha = est["itd"]["steps"], est["itd"]["alpha"]
     res = itd_hypergradient(problem, x, inp["y0"], T, alpha)
     out["itd_y"], out["itd_d"] = res.y, res.d
-    amp["itd_y"] = k_g
+    amp["itd_y"] = _amp(k_g)
     gx_T = problem.grad_f(x, res.y)[0]
-    amp["itd_d"] = k_g + _cancel(res.d, gx_T, res.d - gx_T)
+    amp["itd_d"] = _amp(k_g, _cancel(res.d, gx_T, res.d - gx_T))
 
     p, nu = est["fd"]["p"], est["fd"]["nu"]
     offsets = est["fd"]["offsets"]
@@ -209,9 +230,9 @@ def _estimator_outputs(problem, inp, est):
         terms = [a * (j * problem.grad_f(x, yj)[0] + problem.grad_g(x, yj)[0] / nu)
                  for j, a, yj in zip(offsets, weights, ys)]
         return _cancel(total, *terms)
-    amp["fd_est"] = fd_amp(inp["ys_fd"], out["fd_est"])
+    amp["fd_est"] = _amp(0.0, fd_amp(inp["ys_fd"], out["fd_est"]))
     k_nu = max(_cond(problem.hess_g(x, yj)[2] + j * nu * problem.hess_f(x, yj)[2]) for j, yj in zip(offsets, ys_exact))
-    amp["fd_exact"] = k_nu + fd_amp(ys_exact, out["fd_exact"])
+    amp["fd_exact"] = _amp(k_nu, fd_amp(ys_exact, out["fd_exact"]))
 
     # exact matrix-free product: inner CG run to the rounding floor
     op = PenaltyHessianOperator(problem, x, y, w, lam, steps=4 * problem.dy + 10, tol=1e-15, warm_start=False)
@@ -230,10 +251,10 @@ def _minimax_outputs(problem, x):
     A_f, B, D = problem.hess_f(x, y)
     k = _cond(D)
     w_terms = x**4 / 4 - x**2 / 2
-    amp = {"y_star": k,
-           "phi": k + _cancel(out["phi"], w_terms, x @ B @ y, 0.5 * problem.mu * (y @ y)),
-           "grad_phi": k + _cancel(out["grad_phi"], x**3, x, B @ y),
-           "hess_phi": k + _cancel(out["hess_phi"], A_f, B @ np.linalg.solve(D, B.T))}
+    amp = {"y_star": _amp(k),
+           "phi": _amp(k, _cancel(out["phi"], w_terms, x @ B @ y, 0.5 * problem.mu * (y @ y))),
+           "grad_phi": _amp(k, _cancel(out["grad_phi"], x**3, x, B @ y)),
+           "hess_phi": _amp(k, _cancel(out["hess_phi"], A_f, B @ np.linalg.solve(D, B.T)))}
     return out, amp
 
 
@@ -250,9 +271,9 @@ def _minibatch_outputs(problem, inp, est):
            "penalty_grad_est": penalty_gradient(problem, x, y, w, lam, batch_f=bf, batch_g=bg).d,
            "penalty_hess_est": penalty_hessian(problem, x, y, w, lam, batch_f=bf, batch_g=bg)}
     gx_f = problem.grad_f(x, y, batch=bf)[0]
-    amp = {"grad_g_x": _cancel(gx, A_g @ x, B_g @ y, gx - A_g @ x - B_g @ y),
-           "grad_g_y": _cancel(gy, D_g @ y, B_g.T @ x, gy - D_g @ y - B_g.T @ x),
-           "aid_cg_d": _cond(D_g) + _cancel(res.d, gx_f, res.d - gx_f),
+    amp = {"grad_g_x": _amp(0.0, _cancel(gx, A_g @ x, B_g @ y, gx - A_g @ x - B_g @ y)),
+           "grad_g_y": _amp(0.0, _cancel(gy, D_g @ y, B_g.T @ x, gy - D_g @ y - B_g.T @ x)),
+           "aid_cg_d": _amp(_cond(D_g), _cancel(res.d, gx_f, res.d - gx_f)),
            "penalty_grad_est": _penalty_grad_amp(problem, x, y, w, lam, out["penalty_grad_est"], bf, bg),
            "penalty_hess_est": _hess_amp(problem, x, y, w, lam, out["penalty_hess_est"], bf, bg)}
     return out, amp
@@ -290,12 +311,13 @@ def _cubic_outputs(case):
     live = shifted[shifted > 1e-8 * scale]          # hard case: the bottom direction is not a solve
     k_c = float(live.max() / live.min())
     s_terms = (g @ res.s, 0.5 * res.s @ (dense @ res.s), M / 6 * r**3)
-    amp = {"model_value": k_c + _cancel(res.model_value, *s_terms), "lam": k_c, "s_norm": k_c, "s": k_c}
+    amp = {"model_value": _amp(k_c, _cancel(res.model_value, *s_terms)), "lam": _amp(k_c), "s_norm": _amp(k_c),
+           "s": _amp(k_c)}
     k = case.params.get("krylov_dim")
     if k:
         kr = solve_cubic(g, H, M, method="lanczos", maxiter=k, rtol=0.0, hard_case="ignore")
         out["s_krylov"] = kr.s
-        amp["s_krylov"] = k_c + k
+        amp["s_krylov"] = _amp(k_c + k)
     return out, {name: amp[name] for name in out}
 
 
@@ -328,7 +350,7 @@ def reference_with_amplification(case):
         opts = case.params["options"]
         traj = _aid_trajectory(problem, inp["x0"], opts)
         k_g = _cond(problem.hess_g(inp["x0"], np.zeros(problem.dy))[2])
-        return {"x_traj": traj}, {"x_traj": k_g}
+        return {"x_traj": traj}, {"x_traj": _amp(k_g)}
     raise ValueError(f"case {case.name!r}: unknown kind {case.kind!r}")
 
 

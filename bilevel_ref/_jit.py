@@ -44,6 +44,29 @@ removed (the fresh compilation writes them again), and one
 directory and how to clear it.  An error while writing the cache is reported
 the same way; the compiled kernel is used regardless.
 
+Threads (:func:`parallel_jit`)
+------------------------------
+A kernel whose ``prange`` loops write *disjoint* outputs (each output element
+is computed by one iteration, in a fixed order; no reduction across
+iterations) returns the same bits for every thread count, so the determinism
+promise holds.  Such kernels, and only those, are compiled with
+:func:`parallel_jit` (``numba.njit(parallel=True, cache=True)``).  They split
+their work into ``chunks`` explicit pieces, ``chunks`` being
+:func:`kernel_threads`: the smallest of numba's thread count
+(``NUMBA_NUM_THREADS``, :func:`numba.set_num_threads`) and the current
+threadpoolctl limits of the BLAS and OpenMP libraries, so that
+``threadpool_limits(1)`` or ``--threads 1`` means one thread.
+
+numba's OpenMP workers spin after each parallel region by default; on a
+machine busy with other processes the spinning workers took the cores from
+the threads doing the work, and a 2-thread dense batch sum ran 5 to 15 times
+slower than on one thread (2 cores, load average 11; equal with sleeping
+workers).  So unless ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is set, the
+first kernel module to load numba sets ``OMP_WAIT_POLICY=PASSIVE`` in the
+environment, before numba loads its OpenMP runtime (set
+``OMP_WAIT_POLICY=ACTIVE`` for the lowest launch latency on an idle machine).
+An OpenMP runtime loaded earlier in the process keeps its own setting.
+
 Switches
 --------
 ``NUMBA_DISABLE_JIT=1`` (numba's own switch) or ``BILEVEL_REF_DISABLE_JIT=1``
@@ -54,6 +77,7 @@ is not imported at all, e.g. to debug a kernel or measure its line coverage.
 from __future__ import annotations
 
 import glob
+import importlib
 import os
 import sys
 import types
@@ -61,7 +85,8 @@ import warnings
 
 from .exceptions import BilevelRefWarning
 
-__all__ = ["jit", "jitable", "rebind", "enabled", "set_enabled", "ENV_VAR"]
+__all__ = ["jit", "jitable", "rebind", "enabled", "set_enabled", "ENV_VAR", "parallel_jit", "prange",
+           "kernel_threads", "check_threads", "blas_function"]
 
 #: Environment variable that turns compilation off for this package only.
 ENV_VAR = "BILEVEL_REF_DISABLE_JIT"
@@ -70,6 +95,7 @@ _FORBIDDEN = ("fastmath", "parallel")
 _override = None  # set_enabled(); None: the environment decides
 _numba = None  # the numba module, once a kernel module has been compiled
 _pending = []  # (function, compiled body, options) for jitable, registered with numba when it is loaded
+_registering = False  # _load_numba is registering _pending (the import of a named body may call it again)
 _warned_cache_dirs = set()  # cache directories already named in a cache-failure warning
 _recovering_classes = {}  # numba cache class -> its recovering subclass
 
@@ -105,17 +131,30 @@ def set_enabled(flag):
 def _load_numba():
     global _numba
     if _numba is None:
+        # idle OpenMP workers of parallel_jit kernels sleep instead of spinning,
+        # unless the user chose (module docstring, "Threads")
+        if "GOMP_SPINCOUNT" not in os.environ:
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import numba
 
         _numba = numba
-    while _pending:
-        _register(*_pending.pop(0))
+    global _registering
+    if not _registering:  # a "module:attribute" body being imported may load numba again: not re-entered
+        _registering = True
+        try:
+            while _pending:
+                _register(*_pending.pop(0))
+        finally:
+            _registering = False
     return _numba
 
 
 def _register(func, body, options):
     from numba.extending import overload
 
+    if isinstance(body, str):  # "module:attribute", a body that needs numba itself: imported now
+        module, _, attr = body.partition(":")
+        body = getattr(importlib.import_module(module), attr)
     options = dict(options)
     inline = options.pop("inline", "never")
 
@@ -248,8 +287,10 @@ def jitable(func=None, *, numba_impl=None, **options):
 
     Python callers get ``func`` unchanged; compiled callers get ``numba_impl``
     (default: ``func``'s own source), registered with numba once a kernel
-    module loads it.  ``options`` are numba options for that body (e.g.
-    ``inline="always"``).
+    module loads it.  ``numba_impl`` may be a string ``"module:attribute"``
+    naming a body that itself needs numba (e.g. a BLAS binding): that module is
+    imported only then, so the module marking ``func`` stays free of numba.
+    ``options`` are numba options for that body (e.g. ``inline="always"``).
     """
     def mark(f):
         _pending.append((f, f if numba_impl is None else numba_impl, options))
@@ -275,3 +316,152 @@ def rebind(func, **names):
     new.__kwdefaults__ = func.__kwdefaults__
     new.__doc__, new.__qualname__, new.__module__ = func.__doc__, func.__qualname__, func.__module__
     return new
+
+
+# --------------------------------------------------------------------------- BLAS for kernels
+def blas_function(name, nargs):
+    """SciPy's BLAS routine ``name`` (``scipy.linalg.cython_blas``) as a function compiled kernels call.
+
+    Every one of the ``nargs`` arguments is a pointer (the Fortran interface;
+    pass ``array.ctypes``).  The routine's address is registered with LLVM
+    under a symbol name (``llvmlite.binding.add_symbol``) and called through
+    :class:`numba.types.ExternalFunction`, so the machine code of a caller
+    names the symbol, not an address, and stays cacheable (the registration
+    runs again in every process, before any cached kernel is loaded).  It runs
+    in SciPy's BLAS thread pool — the library numba's own ``np.dot`` calls —
+    which threadpoolctl governs.  Needs compilation on (:func:`enabled`).
+    """
+    numba = _load_numba()
+    import llvmlite.binding as llvm
+    from numba.extending import get_cython_function_address
+
+    symbol = f"bilevel_ref_cython_blas_{name}"
+    llvm.add_symbol(symbol, get_cython_function_address("scipy.linalg.cython_blas", name))
+    return numba.types.ExternalFunction(symbol, numba.types.void(*([numba.types.voidptr] * nargs)))
+
+
+# --------------------------------------------------------------------------- threads
+def parallel_jit(*args, **options):
+    """``numba.njit(parallel=True, cache=True)`` for kernels with disjoint-output ``prange`` loops.
+
+    Only for kernels whose result does not depend on the thread count (module
+    docstring, "Threads"); ``fastmath`` is refused as in :func:`jit`.  With JIT
+    off the function itself is returned (``prange`` is then ``range``).
+    Use as ``@parallel_jit`` or ``@parallel_jit(nogil=True)``.
+    """
+    if options.get("fastmath"):
+        raise ValueError("the JIT policy forbids fastmath=True (determinism: bilevel_ref._jit)")
+    options.setdefault("cache", True)
+    options["parallel"] = True
+
+    def decorate(func):
+        if not enabled():
+            return func
+        dispatcher = _load_numba().njit(**options)(func)
+        _recover_cache_failures(dispatcher)
+        dispatcher.disjoint_parallel = True   # the policy test accepts parallel=True only with this mark
+        return dispatcher
+
+    if len(args) == 1 and isinstance(args[0], types.FunctionType):
+        return decorate(args[0])
+    if args:
+        raise TypeError("parallel_jit takes a function or keyword options only")
+    return decorate
+
+
+def prange():
+    """``numba.prange`` when :func:`jit` compiles, else ``range`` (bind it at a kernel module's import)."""
+    return _load_numba().prange if enabled() else range
+
+
+def check_threads(value, name="threads"):
+    """``value`` as a positive ``int``; a :class:`ValueError` naming ``name`` otherwise (bools too)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+_thread_getters = None  # get_num_threads callables of the BLAS and OpenMP libraries (threadpoolctl)
+_scanned_with_layer = False  # scanned again once numba's threading layer (its OpenMP runtime) was loaded
+
+
+def _getter(controller):
+    """The C ``get_num_threads`` function of a threadpoolctl controller (ctypes, ~0.3 µs a call);
+    the controller's own method (~1 µs) where that function cannot be found."""
+    func = None
+    try:
+        if controller.internal_api == "openblas":
+            func = controller._get_symbol("omp_get_max_threads" if controller.threading_layer == "openmp"
+                                          else "openblas_get_num_threads")
+        elif controller.user_api == "openmp":
+            func = getattr(controller.dynlib, "omp_get_max_threads", None)
+    except Exception:  # noqa: BLE001 -- a threadpoolctl without these internals: use its method
+        func = None
+    return func if func is not None else controller.get_num_threads
+
+
+def _numba_threads():
+    """``numba.get_num_threads()``; after the first parallel launch its C getter directly (~0.2 µs, not ~2)."""
+    global _numba_getter
+    if _numba_getter is not None:
+        return _numba_getter()
+    n = _numba.get_num_threads()
+    try:
+        from numba.np.ufunc import parallel
+
+        if parallel._is_initialized:
+            getter = parallel._get_num_threads
+            if getter() == n:
+                _numba_getter = getter
+    except Exception:  # noqa: BLE001 -- another numba: keep the public function
+        pass
+    return n
+
+
+_numba_getter = None
+
+
+def _getters():
+    global _thread_getters, _scanned_with_layer
+    if _thread_getters is None or not _scanned_with_layer:
+        try:
+            _numba.threading_layer()      # ValueError until the first parallel launch
+            layer = True
+        except ValueError:
+            layer = False
+        if _thread_getters is None or layer:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+                _thread_getters = ()
+            else:
+                _thread_getters = tuple(_getter(c) for c in ThreadpoolController().lib_controllers
+                                        if c.user_api in ("blas", "openmp"))
+            _scanned_with_layer = layer
+    return _thread_getters
+
+
+def kernel_threads(limit=None):
+    """Threads a :func:`parallel_jit` kernel may use now (1 with JIT off).
+
+    The smallest of numba's thread count (``NUMBA_NUM_THREADS``,
+    :func:`numba.set_num_threads`), the live threadpoolctl limits of the BLAS
+    and OpenMP libraries (found by threadpoolctl at the first call, and again
+    once numba has loaded its OpenMP runtime; so ``threadpool_limits(1)``
+    means one thread) and ``limit`` (a positive integer,
+    :func:`check_threads`).  Costs about 2 µs.
+    """
+    if limit is not None:
+        limit = check_threads(limit, "limit")
+    if _numba is None:   # no kernel compiled (JIT off, or none loaded yet): nothing runs in parallel
+        return 1
+    n = _numba_threads()
+    for get in _getters():
+        k = get()
+        if k is not None and 0 < k < n:
+            n = k
+    if limit is not None and limit < n:
+        n = limit
+    return max(int(n), 1)

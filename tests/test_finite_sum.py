@@ -5,6 +5,7 @@ each per-sample quadratic written out with explicit matrices, the full-batch
 (mean) problem, benchopt's spectra, tracemalloc for memory, and the exact
 ‖∇φ‖ for the stochastic methods.
 """
+import os
 import tracemalloc
 
 import numpy as np
@@ -466,6 +467,7 @@ def test_bench_reports_spec_counts_per_iteration():
     assert r["calls"] == {"grad_f": 1, "grad_g": 10, "hvp_yy_g": 10, "cross_g": 1}
     assert r["cpu"] > 0 and r["wall"] > 0 and r["nit"] == 3
     assert stochastic.measure_unit(p, 8, calls=5, repeat=1) > 0
+    assert stochastic.measure_slice_read(np.ones((32, 6, 6)), 8, reads=4, repeat=1) > 0
 
 
 def test_bench_command_runs(capsys):
@@ -474,7 +476,23 @@ def test_bench_command_runs(capsys):
     assert stochastic.main(["--methods", "soba", "no_such_method", "--n", "64", "--d", "5",
                             "--batch", "8", "--iters", "2", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    assert "grad_g (unit)" in out and "soba" in out and "not registered" in out
+    assert "slice read" in out and "grad_g" in out and "soba" in out and "not registered" in out
+    assert "ratio default" in out and "ratio 1 thread" in out
+
+
+def test_bench_rows_give_both_thread_settings():
+    from bilevel_ref.bench import stochastic
+
+    rows = stochastic.run(["soba", "mrbo"], ("dense",), n=64, d=5, batch_size=8, iters=2, repeat=1)
+    ref = rows[0]
+    assert ref["method"] == "slice read" and ref["seconds"] > 0 and ref["wall"] is None
+    by_method = {r["method"]: r for r in rows[1:]}
+    assert set(by_method) == {"grad_g", "soba", "mrbo"}
+    for r in by_method.values():
+        assert r["ratio"] == pytest.approx(r["wall"] / ref["seconds"])
+        assert r["one_thread"]["ratio"] == pytest.approx(r["one_thread"]["wall"] / ref["seconds"])
+    assert by_method["mrbo"]["target"] == stochastic.TARGETS["mrbo"]      # dense float64: targets apply
+    assert by_method["grad_g"]["target"] is None
 
 
 def test_bench_status_says_missed_when_a_target_is_missed():
@@ -483,5 +501,178 @@ def test_bench_status_says_missed_when_a_target_is_missed():
     method, target = next(iter(TARGETS.items()))
     assert target_status({"method": method, "status": "ok", "ratio": target * 0.5}) == "ok"
     assert target_status({"method": method, "status": "ok", "ratio": target * 2.0}).startswith("missed")
+    assert target_status({"method": method, "status": "ok", "ratio": target * 2.0, "target": None}) == "ok"
     assert target_status({"method": "no-target", "status": "ok", "ratio": 1e9}) == "ok"
     assert target_status({"method": method, "status": "diverged", "ratio": 1.0}) == "diverged"
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", 2.0])
+def test_thread_limits_must_be_positive_integers(bad):
+    from bilevel_ref import _jit
+    from bilevel_ref.bench.stochastic import thread_setting
+
+    with pytest.raises(ValueError, match="positive integer"):
+        _jit.check_threads(bad, "threads")
+    with pytest.raises(ValueError, match="limit must be a positive integer"):
+        _jit.kernel_threads(bad)
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        thread_setting(bad)
+
+
+def test_kernel_threads_follow_threadpoolctl_and_the_limit():
+    from threadpoolctl import threadpool_limits
+
+    from bilevel_ref import _jit
+
+    assert _jit.kernel_threads(1) == 1
+    assert 1 <= _jit.kernel_threads() <= max(1, os.cpu_count() or 1)
+    with threadpool_limits(limits=1):
+        assert _jit.kernel_threads() == 1
+    with threadpool_limits(limits=1, user_api="blas"):   # what ``--threads 1`` sets
+        assert _jit.kernel_threads() == 1
+
+
+# ---------------------------------------------------------------------------
+# threads: every chunk count gives the same bits
+# ---------------------------------------------------------------------------
+def _index_order_sum(tensor, idx):
+    """Σ_k tensor[idx[k]] added in index order from 0 (np.sum would add pairwise)."""
+    out = np.zeros(tensor.shape[1:])
+    for i in idx:
+        out = out + tensor[i]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gather_sum_is_the_index_order_sum_for_every_chunk_count(rng, dtype):
+    from bilevel_ref._kernels import finite_sum as kernels
+
+    tensor = rng.standard_normal((20, 7, 5)).astype(dtype)
+    idx = np.array([3, 19, -1, 0, 3, 7, 12, 5, 5, 6, 18, -20, 2, 11, 9, 4, 13, 1, 0])   # > 2 groups of 8
+    want = _index_order_sum(tensor, idx)
+    for chunks in (1, 2, 3, 7, 11):
+        out = np.full((7, 5), np.nan)
+        assert kernels.gather_sum(tensor, idx, out, chunks) == -1
+        assert np.array_equal(out, want), chunks         # float32 data: float64 sums, no float32 rounding
+    assert kernels.gather_sum(tensor, np.array([1, 20, 2]), out, 2) == 1   # first bad position
+    other = rng.standard_normal((20, 4, 5)).astype(dtype)                 # two tensors, one launch
+    for chunks in (1, 2, 5):
+        out1, out2 = np.full((7, 5), np.nan), np.full((4, 5), np.nan)
+        assert kernels.gather_sums(tensor, other, idx, out1, out2, chunks) == -1
+        assert np.array_equal(out1, want) and np.array_equal(out2, _index_order_sum(other, idx)), chunks
+    assert kernels.gather_sums(tensor, other, np.array([0, -21]), out1, out2, 2) == 1
+
+
+def test_factored_kernels_are_bit_identical_for_every_chunk_count(pair, point, rng):
+    from bilevel_ref._kernels import finite_sum as kernels
+
+    p = pair[0].lower
+    x, y, v, _ = point
+    idx = np.concatenate([rng.choice(N_IN, 25, replace=False), [-1, 0]])
+
+    def run(chunks):
+        gx, gy, blk, fg, fh, fj, prod = (np.empty(DX), np.empty(DY), np.empty(DY), np.empty(DY),
+                                         np.empty(DY), np.empty(DX), np.empty(DX))
+        assert kernels.factored_grad(p.Fy, p.Fx, idx, x, y, gx, gy, chunks) == -1
+        assert kernels.factored_grad_block(p.Fy, p.Fx, idx, y, x, blk, chunks) == -1
+        assert kernels.factored_fused(p.Fy, p.Fx, idx, x, y, v, fg, fh, fj, chunks) == -1
+        assert kernels.factored_product(p.Fy, 1, p.Fx, 1, idx, v, prod, chunks) == -1
+        status, value = kernels.factored_value(p.Fy, p.Fx, idx, x, y, chunks)
+        assert status == -1
+        return [gx, gy, blk, fg, fh, fj, prod, np.array([value])]
+
+    want = run(1)
+    for chunks in (2, 3, 5, 40):
+        for a, b in zip(run(chunks), want):
+            assert np.array_equal(a, b), chunks
+    # truth: the definition (rank-one means) to rounding
+    z, e, ly = (p.Fy[idx, k] for k in range(3))
+    c = p.Fx[idx, 1]
+    assert _rel(want[3], (z * (z @ y)[:, None] + e * (c @ x)[:, None] + ly).mean(axis=0)) < 1e-13
+    bad = np.array([0, N_IN])
+    assert kernels.factored_grad(p.Fy, p.Fx, bad, x, y, np.empty(DX), np.empty(DY), 3) == 1
+
+
+@pytest.mark.parametrize("storage", ["factored", "dense"])
+def test_oracles_bit_identical_at_one_and_at_default_threads(storage, monkeypatch, rng):
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.setattr(fs, "DENSE_PARALLEL_MIN", 0)        # small data, parallel path all the same
+    monkeypatch.setattr(fs, "FACTORED_PARALLEL_MIN", 0)
+    p = _problem(storage)
+    x, y, v = rng.standard_normal(DX), rng.standard_normal(DY), rng.standard_normal(DY)
+    batch = rng.choice(N_IN, 30, replace=False)
+
+    def oracles():
+        if storage == "dense":
+            p.lower.clear_cache()
+        return [p.g(x, y, batch=batch), *p.grad_g(x, y, batch=batch), *p.fused_g(x, y, v, batch=batch),
+                p.hvp_yy_g(x, y, v, batch=batch), p.cross_t_g(x, y, x, batch=batch),
+                *p.hess_g(x, y, batch=batch)]
+
+    default = oracles()
+    with threadpool_limits(limits=1):
+        one = oracles()
+    for a, b in zip(default, one):
+        assert np.array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------
+# dense batch-sum cache: bytes saved, results and counts unchanged
+# ---------------------------------------------------------------------------
+def test_dense_cache_serves_a_batch_at_two_points_with_identical_results(point, rng):
+    p = _problem("dense")
+    q = _problem("dense")
+    q.lower.CACHE_ENTRIES = 0                                  # no cache: every call sums afresh
+    x, y, v, _ = point
+    batch = rng.choice(N_IN, 12, replace=False)
+    for prob in (p, q):
+        assert prob.lower.cache_hits == 0
+    for prob in (p, q):
+        first = prob.grad_y_g(x, y, batch=batch)
+        second = prob.grad_y_g(x + 1.0, y - 1.0, batch=batch)
+        third = prob.cross_g(x, y, v, batch=batch)
+        prob.results = [first, second, third]
+    for a, b in zip(p.results, q.results):
+        assert np.array_equal(a, b)
+    assert (p.lower.cache_misses, p.lower.cache_hits) == (2, 3)   # hyy, hxy once; then 3 hits
+    assert (q.lower.cache_misses, q.lower.cache_hits) == (5, 0)
+    assert len(q.lower._cache) == 0
+
+
+def test_dense_cache_is_keyed_by_batch_contents(point, rng):
+    p = _problem("dense")
+    x, y, v, _ = point
+    batch = np.arange(10)
+    before = p.hvp_yy_g(x, y, v, batch=batch)
+    batch[:] = np.arange(20, 30)                               # the same array, other samples
+    after = p.hvp_yy_g(x, y, v, batch=batch)
+    A = p.lower.hyy
+    assert _rel(after, _index_order_sum(A, batch) @ v / 10) < 1e-13
+    assert not np.allclose(before, after)
+    assert p.lower.cache_misses == 2
+    # same values in another integer dtype: a different key, the same numbers
+    again = p.hvp_yy_g(x, y, v, batch=batch.astype(np.int32))
+    assert p.lower.cache_misses == 3 and np.array_equal(again, after)
+    # the cached sums are float64 (float32 data is summed in float64 once, not upcast per call)
+    p32 = _problem("dense", dtype="float32")
+    p32.hvp_yy_g(x, y, v, batch=batch)
+    assert all(s.dtype == np.float64 and not s.flags.writeable for s in p32.lower._cache.values())
+
+
+def test_dense_cache_evicts_least_recent_within_its_bounds(point):
+    p = _problem("dense")
+    x, y, v, _ = point
+    p.lower.CACHE_ENTRIES = 3
+    for start in range(5):
+        p.hvp_yy_g(x, y, v, batch=slice(start, start + 4))
+    assert len(p.lower._cache) == 3 and p.lower.cache_misses == 5
+    p.hvp_yy_g(x, y, v, batch=slice(4, 8))                        # most recent: a hit
+    assert p.lower.cache_hits == 1
+    p.hvp_yy_g(x, y, v, batch=slice(0, 4))                        # evicted long ago: a miss
+    assert p.lower.cache_misses == 6
+    p.lower.CACHE_BYTES = 8 * DY * DY                              # room for one sum
+    p.hvp_yy_g(x, y, v, batch=slice(9, 13))
+    assert len(p.lower._cache) == 1
+    with pytest.raises(ValueError):
+        p.lower.hyy[0, 0, 0] = 1.0                                 # read-only: a cached sum stays valid

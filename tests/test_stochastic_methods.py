@@ -302,3 +302,41 @@ def test_bad_options(quad, method, options, match):
 def test_old_option_names_raise_option_error(quad, method, old, new):
     with pytest.raises(br.OptionError, match=new):
         br.minimize(quad, method, np.zeros(quad.dx), options={old: 1})
+
+
+# ---------------------------------------------------------------------------
+# dense finite sums: the batch-sum cache saves bytes, never calls or bits (issue 18)
+# ---------------------------------------------------------------------------
+def _dense_finite_sum(cache):
+    from bilevel_ref.problems.finite_sum import finite_sum_quadratic
+
+    p = finite_sum_quadratic(80, 80, 6, 4, storage="dense", seed=1)
+    if not cache:
+        p.lower.CACHE_ENTRIES = p.upper.CACHE_ENTRIES = 0
+    return p
+
+
+@pytest.mark.parametrize("method, options, requests", [
+    # MRBO (benchopt): per iteration 2 × (∇_y G: 2 sums, ∇F: 3, Q = 4 HVPs: 4, J on B_y: 1) = 20 sum
+    # requests, of which B_y's 2, B_F's 3 and the Q Hessian batches' 4 are new: 9
+    ("mrbo", {"variant": "benchopt", "linsys_steps": 4}, (20, 9)),
+    ("mrbo", {"variant": "paper", "linsys_steps": 4}, None),
+    ("vrbo", {"linsys_steps": 3, "inner_steps": 2, "period": 3}, None),
+])
+def test_cache_keeps_counts_and_bits_of_two_point_methods(method, options, requests):
+    opts = {**options, "batch_size": 8, "maxiter": 6}
+    runs = []
+    for cache in (True, False):
+        p = _dense_finite_sum(cache)
+        res = br.minimize(p, method, np.ones(4), seed=5, options=opts)
+        runs.append((p, res))
+    (p, a), (q, b) = runs
+    assert a.oracle_calls == b.oracle_calls
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
+    hits = p.lower.cache_hits + p.upper.cache_hits
+    misses = p.lower.cache_misses + p.upper.cache_misses
+    assert hits > 0 and q.lower.cache_hits + q.upper.cache_hits == 0
+    assert hits + misses == q.lower.cache_misses + q.upper.cache_misses     # same requests
+    if requests is not None:                             # one batch at two points: each sum read once
+        per_iter, new_per_iter = requests
+        assert (hits + misses, misses) == (per_iter * a.nit, new_per_iter * a.nit)

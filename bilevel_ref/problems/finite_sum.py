@@ -61,10 +61,12 @@ algorithms", NeurIPS 2022; benchopt/benchmark_bilevel, ``datasets/quadratic.py``
 from __future__ import annotations
 
 import numbers
+import sys
+from collections import OrderedDict
 
 import numpy as np
 
-from .. import _kernels  # numba kernels (_kernels.finite_sum, .sampling), imported on first use
+from .. import _jit, _kernels  # numba kernels (_kernels.finite_sum, .sampling), imported on first use
 from .._validation import as_matrix, check_choice, check_int, check_positive
 from .base import BilevelProblem
 from .quadratic import QuadraticBilevel
@@ -77,6 +79,21 @@ _DTYPES = {"float64": np.float64, "float32": np.float32}
 def _check(status, idx, n):
     if status >= 0:
         raise IndexError(f"batch index {idx[status]} is out of range for {n} samples")
+
+
+#: A factored oracle streams with several threads from this many stored values
+#: read (batch × 3 × d) on: below it a parallel launch costs more than it saves
+#: (measured with ``bilevel-ref bench stochastic``).
+FACTORED_PARALLEL_MIN = 1 << 16
+#: A dense batch sum streams with several threads from this many values (batch × d × d) on.
+DENSE_PARALLEL_MIN = 1 << 16
+
+
+def _read_only(arr):
+    """A read-only view of ``arr`` (the caller's array stays writable)."""
+    view = arr.view()
+    view.flags.writeable = False
+    return view
 
 
 def _as_dtype(dtype):
@@ -228,8 +245,15 @@ class _FactoredSamples(QuadraticSamples):
         self.n, self.dy = z.shape
         self.dx = w.shape[1]
         self.dtype = dtype
-        self.Fy = np.ascontiguousarray(np.stack([z, e, lin_y], axis=1), dtype=dtype)
-        self.Fx = np.ascontiguousarray(np.stack([w, c, lin_x], axis=1), dtype=dtype)
+        self.Fy = _read_only(np.ascontiguousarray(np.stack([z, e, lin_y], axis=1), dtype=dtype))
+        self.Fx = _read_only(np.ascontiguousarray(np.stack([w, c, lin_x], axis=1), dtype=dtype))
+
+    def _chunks(self, idx):
+        """Threads of one call: :func:`~bilevel_ref._jit.kernel_threads` for large batches, else 1."""
+        if idx.shape[0] * 3 * max(self.dx, self.dy) < FACTORED_PARALLEL_MIN:
+            return 1
+        _kernels.finite_sum   # noqa: B018 -- imports the kernels (and numba) before counting threads
+        return _jit.kernel_threads()
 
     def means(self):
         Fy, Fx = self.Fy.astype(np.float64), self.Fx.astype(np.float64)
@@ -239,14 +263,15 @@ class _FactoredSamples(QuadraticSamples):
         return w.T @ w / n, c.T @ e / n, z.T @ z / n, lx.mean(axis=0), ly.mean(axis=0)
 
     def value(self, x, y, idx):
-        status, total = _kernels.finite_sum.factored_value(self.Fy, self.Fx, idx, x, y)
+        status, total = _kernels.finite_sum.factored_value(self.Fy, self.Fx, idx, x, y, self._chunks(idx))
         _check(status, idx, self.n)
         return float(total / idx.shape[0])
 
     def grad(self, x, y, idx):
         dt = self._out_dtype(x, y)
         gx, gy = np.empty(self.dx, dtype=dt), np.empty(self.dy, dtype=dt)
-        _check(_kernels.finite_sum.factored_grad(self.Fy, self.Fx, idx, x, y, gx, gy), idx, self.n)
+        _check(_kernels.finite_sum.factored_grad(self.Fy, self.Fx, idx, x, y, gx, gy, self._chunks(idx)), idx,
+               self.n)
         return gx, gy
 
     def _out_dtype(self, *vectors):
@@ -259,13 +284,15 @@ class _FactoredSamples(QuadraticSamples):
         else:
             fa, fb, va, vb = self.Fx, self.Fy, x, y
         out = np.empty(fa.shape[2], dtype=self._out_dtype(x, y))
-        _check(_kernels.finite_sum.factored_grad_block(fa, fb, idx, va, vb, out), idx, self.n)
+        _check(_kernels.finite_sum.factored_grad_block(fa, fb, idx, va, vb, out, self._chunks(idx)), idx,
+               self.n)
         return out
 
     def fused(self, x, y, v, idx):
         dt = self._out_dtype(x, y, v)
         gy, hv, jv = np.empty(self.dy, dtype=dt), np.empty(self.dy, dtype=dt), np.empty(self.dx, dtype=dt)
-        _check(_kernels.finite_sum.factored_fused(self.Fy, self.Fx, idx, x, y, v, gy, hv, jv), idx, self.n)
+        _check(_kernels.finite_sum.factored_fused(self.Fy, self.Fx, idx, x, y, v, gy, hv, jv,
+                                                        self._chunks(idx)), idx, self.n)
         return gy, hv, jv
 
     def blocks(self, idx):
@@ -282,29 +309,55 @@ class _FactoredSamples(QuadraticSamples):
         src, src_row, dst, dst_row = self._PRODUCTS[kind]
         dst = getattr(self, dst)
         out = np.empty(dst.shape[2], dtype=self._out_dtype(vec))
-        _check(_kernels.finite_sum.factored_product(getattr(self, src), src_row, dst, dst_row, idx, vec, out), idx, self.n)
+        _check(_kernels.finite_sum.factored_product(getattr(self, src), src_row, dst, dst_row, idx, vec, out,
+                                                          self._chunks(idx)), idx, self.n)
         return out
 
 
 class _DenseSamples(QuadraticSamples):
-    """Dense n×d×d tensors (benchopt's layout).
+    r"""Dense n×d×d tensors (benchopt's layout), with a cache of batch sums.
 
-    An oracle sums the batch's matrices with :func:`~bilevel_ref._kernels.finite_sum.gather_sum` (one read of
-    each selected matrix into a d×d accumulator: the tensors are never
-    copied) and applies the sums; the linear terms are gathered (O(m·d)).
+    An oracle on a batch B of m samples needs some of the sums
+    :math:`S^{yy}_B = \sum_{i\in B} H^{yy}_i`, :math:`S^{xx}_B`, :math:`S^{xy}_B`;
+    :func:`~bilevel_ref._kernels.finite_sum.gather_sum` forms one in a single
+    read of each selected matrix (no copy of the tensors; float64 sums, also of
+    float32 data; the rows split over :func:`~bilevel_ref._jit.kernel_threads`
+    threads, bit-identical for every thread count), and one O(d²) kernel
+    applies the sums (the linear terms are summed in the same call).
+
+    Batch-sum cache.  A sum depends on the batch only, not on the point, so
+    the last :data:`CACHE_ENTRIES` sums (at most :data:`CACHE_BYTES` bytes)
+    are kept, least recently used first out, keyed by the tensor and the
+    batch's *contents* (index dtype and values: a batch array changed in place
+    is a new key).  Methods that query one batch at two points (MRBO, VRBO:
+    the same batches at the new and the old point, J on the y-gradient's
+    batch) then read each batch's matrices once per iteration instead of once
+    per call.  A cached sum is the very array the kernel computed, so results
+    are bit-identical with and without the cache; oracle calls are counted as
+    before (the saving is bytes read, not calls).  The tensors are read-only
+    views: changing the data after construction is not supported (the
+    ``mean`` problem is computed at construction too).
     """
 
     storage = "dense"
+    #: Sums kept by the batch-sum cache (MRBO with Q = 10 needs 15 per iteration).
+    CACHE_ENTRIES = 32
+    #: Bytes of sums kept at most by the cache.
+    CACHE_BYTES = 64 << 20
 
     def __init__(self, hyy, hxx, hxy, lin_y, lin_x, dtype):
         self.n, self.dy = hyy.shape[0], hyy.shape[1]
         self.dx = hxx.shape[1]
         self.dtype = dtype
-        self.hyy = np.ascontiguousarray(hyy, dtype=dtype)
-        self.hxx = np.ascontiguousarray(hxx, dtype=dtype)
-        self.hxy = np.ascontiguousarray(hxy, dtype=dtype)
-        self.ly = np.ascontiguousarray(lin_y, dtype=dtype)
-        self.lx = np.ascontiguousarray(lin_x, dtype=dtype)
+        self.hyy = _read_only(np.ascontiguousarray(hyy, dtype=dtype))
+        self.hxx = _read_only(np.ascontiguousarray(hxx, dtype=dtype))
+        self.hxy = _read_only(np.ascontiguousarray(hxy, dtype=dtype))
+        self.ly = _read_only(np.ascontiguousarray(lin_y, dtype=dtype))
+        self.lx = _read_only(np.ascontiguousarray(lin_x, dtype=dtype))
+        self._cache = OrderedDict()   # (tensor name, index dtype, index bytes) -> float64 sum
+        self._cache_bytes = 0
+        self.cache_hits = 0           # sums served from the cache (diagnostics and tests)
+        self.cache_misses = 0         # sums formed by gather_sum
 
     def means(self):
         n = self.n
@@ -312,51 +365,130 @@ class _DenseSamples(QuadraticSamples):
                 self.hyy.sum(axis=0, dtype=np.float64) / n, self.lx.mean(axis=0, dtype=np.float64),
                 self.ly.mean(axis=0, dtype=np.float64))
 
-    def _sum(self, tensor, idx):
-        out = np.empty(tensor.shape[1:], dtype=self.dtype)
-        _check(_kernels.finite_sum.gather_sum(tensor, idx, out), idx, self.n)
-        return out
+    def clear_cache(self):
+        """Drop every cached batch sum."""
+        self._cache.clear()
+        self._cache_bytes = 0
+
+    def _sums(self, names, idx):
+        """The float64 sums over ``idx`` of the tensors ``names`` (``"hyy"``, ``"hxx"``, ``"hxy"``), cached.
+
+        Missing sums are formed two at a time when possible
+        (:func:`~bilevel_ref._kernels.finite_sum.gather_sums`: one parallel launch).
+        """
+        tail = (idx.dtype.str, idx.tobytes())
+        out = {}
+        missing = []
+        for name in names:
+            key = (name,) + tail
+            total = self._cache.get(key)
+            if total is None:
+                missing.append((name, key))
+                continue
+            try:
+                self._cache.move_to_end(key)
+            except KeyError:   # evicted meanwhile by another thread: ``total`` is still valid
+                pass
+            self.cache_hits += 1
+            out[name] = total
+        if missing:
+            kernels = _kernels.finite_sum                # (imports the kernels, and numba, first)
+            tensor = getattr(self, missing[0][0])
+            chunks = (1 if idx.shape[0] * tensor.shape[1] * tensor.shape[2] < DENSE_PARALLEL_MIN
+                      else _jit.kernel_threads())
+            while missing:
+                pair, missing = missing[:2], missing[2:]
+                tensors = [getattr(self, name) for name, _ in pair]
+                totals = [self._buffer(t.shape[1:]) for t in tensors]
+                if len(pair) == 2:
+                    status = kernels.gather_sums(tensors[0], tensors[1], idx, totals[0], totals[1], chunks)
+                else:
+                    status = kernels.gather_sum(tensors[0], idx, totals[0], chunks)
+                _check(status, idx, self.n)
+                for (name, key), total in zip(pair, totals):
+                    total.flags.writeable = False
+                    self.cache_misses += 1
+                    self._store(key, total)
+                    out[name] = total
+        return [out[name] for name in names]
+
+    def _buffer(self, shape):
+        """A writable float64 array of ``shape``: the least recent cached sum when the cache is full.
+
+        An evicted sum is reused only when nothing else refers to it (another
+        thread applying it, or a sum of the current call, keeps its own
+        reference), so a sum in use is never overwritten.
+        """
+        nbytes = 8 * shape[0] * shape[1]
+        reuse = None
+        while self._cache and (len(self._cache) >= self.CACHE_ENTRIES
+                               or self._cache_bytes + nbytes > self.CACHE_BYTES):
+            _, old = self._cache.popitem(last=False)
+            self._cache_bytes -= old.nbytes
+            if reuse is None and old.shape == shape and old.base is None and sys.getrefcount(old) <= 2:
+                reuse = old
+            del old
+        if reuse is None:
+            return np.empty(shape)
+        reuse.flags.writeable = True
+        return reuse
+
+    def _store(self, key, total):
+        if self.CACHE_ENTRIES > 0 and total.nbytes <= self.CACHE_BYTES:
+            self._cache[key] = total
+            self._cache_bytes += total.nbytes
 
     def value(self, x, y, idx):
-        m = idx.shape[0]
-        syy, sxx, sxy = self._sum(self.hyy, idx), self._sum(self.hxx, idx), self._sum(self.hxy, idx)
-        return float((0.5 * (y @ syy @ y + x @ sxx @ x) + x @ sxy @ y
-                      + self.ly[idx].sum(axis=0) @ y + self.lx[idx].sum(axis=0) @ x) / m)
+        syy, sxx, sxy = self._sums(("hyy", "hxx", "hxy"), idx)
+        return float(_kernels.finite_sum.dense_value(syy, sxx, sxy, self.ly, self.lx, idx,
+                                                     _f64(x), _f64(y)))
 
     def grad(self, x, y, idx):
-        m = idx.shape[0]
-        syy, sxx, sxy = self._sum(self.hyy, idx), self._sum(self.hxx, idx), self._sum(self.hxy, idx)
-        gy = syy @ y + x @ sxy + self.ly[idx].sum(axis=0)
-        gx = sxx @ x + sxy @ y + self.lx[idx].sum(axis=0)
-        return gx / m, gy / m
+        syy, sxx, sxy = self._sums(("hyy", "hxx", "hxy"), idx)
+        x, y = _f64(x), _f64(y)
+        gx, gy = np.empty(self.dx), np.empty(self.dy)
+        _kernels.finite_sum.dense_grad(syy, y, sxy, x, True, self.ly, idx, gy)
+        _kernels.finite_sum.dense_grad(sxx, x, sxy, y, False, self.lx, idx, gx)
+        return gx, gy
 
     def grad_block(self, block, x, y, idx):
-        m = idx.shape[0]
-        sxy = self._sum(self.hxy, idx)
+        x, y = _f64(x), _f64(y)
         if block == "y":
-            return (self._sum(self.hyy, idx) @ y + x @ sxy + self.ly[idx].sum(axis=0)) / m
-        return (self._sum(self.hxx, idx) @ x + sxy @ y + self.lx[idx].sum(axis=0)) / m
+            syy, sxy = self._sums(("hyy", "hxy"), idx)
+            out = np.empty(self.dy)
+            _kernels.finite_sum.dense_grad(syy, y, sxy, x, True, self.ly, idx, out)
+        else:
+            sxx, sxy = self._sums(("hxx", "hxy"), idx)
+            out = np.empty(self.dx)
+            _kernels.finite_sum.dense_grad(sxx, x, sxy, y, False, self.lx, idx, out)
+        return out
 
     def fused(self, x, y, v, idx):
-        m = idx.shape[0]
-        syy, sxy = self._sum(self.hyy, idx), self._sum(self.hxy, idx)
-        gy = syy @ y + x @ sxy + self.ly[idx].sum(axis=0)
-        return gy / m, (syy @ v) / m, (sxy @ v) / m
+        syy, sxy = self._sums(("hyy", "hxy"), idx)
+        gy, hv, jv = np.empty(self.dy), np.empty(self.dy), np.empty(self.dx)
+        _kernels.finite_sum.dense_fused(syy, sxy, self.ly, idx, _f64(x), _f64(y), _f64(v), gy, hv, jv)
+        return gy, hv, jv
 
     def blocks(self, idx):
         m = idx.shape[0]
-        return (self._sum(self.hxx, idx).astype(np.float64) / m, self._sum(self.hxy, idx).astype(np.float64) / m,
-                self._sum(self.hyy, idx).astype(np.float64) / m)
+        sxx, sxy, syy = self._sums(("hxx", "hxy", "hyy"), idx)
+        return sxx / m, sxy / m, syy / m
+
+    #: kind -> (tensor, transposed?)
+    _PRODUCTS = {"hvp_yy": ("hyy", False), "hvp_xx": ("hxx", False), "cross": ("hxy", False),
+                 "cross_t": ("hxy", True)}
 
     def product(self, kind, vec, idx):
-        m = idx.shape[0]
-        if kind == "hvp_yy":
-            return self._sum(self.hyy, idx) @ vec / m
-        if kind == "hvp_xx":
-            return self._sum(self.hxx, idx) @ vec / m
-        if kind == "cross":
-            return self._sum(self.hxy, idx) @ vec / m
-        return vec @ self._sum(self.hxy, idx) / m
+        name, trans = self._PRODUCTS[kind]
+        (total,) = self._sums((name,), idx)
+        out = np.empty(total.shape[1] if trans else total.shape[0])
+        _kernels.finite_sum.matvec(total, _f64(vec), trans, idx.shape[0], out)
+        return out
+
+
+def _f64(v):
+    """``v`` as a float64 vector (no copy when it already is one)."""
+    return v if type(v) is np.ndarray and v.dtype == np.float64 else np.asarray(v, dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------

@@ -224,25 +224,53 @@ def safe_print(*args, **kwargs):
             sys.stdout = open(os.devnull, "w")
 
 
-def add_threads_argument(parser, default=1):
-    """Add ``--threads N`` (BLAS threads during the runs, see :func:`blas_limit`) to ``parser``."""
+def add_threads_argument(parser, default=1, help=None):
+    """Add ``--threads N`` (BLAS/OpenMP/numba threads during the runs, see :func:`blas_limit`) to ``parser``.
+
+    ``help`` replaces the default help text (commands whose ``--threads`` means something more specific).
+    """
     parser.add_argument("--threads", type=int, default=default, metavar="N",
-                        help=f"BLAS threads during the runs (threadpoolctl; default {default}, 0 = BLAS "
-                             "default). The matrices here are small: threads gain little, and on a busy "
-                             "machine oversubscribed OpenBLAS threads were measured 100x slower (FSBA on "
-                             "breast cancer: 109 s vs 0.9 s)")
+                        help=help or f"BLAS threads during the runs (threadpoolctl; default {default}, 0 = BLAS "
+                                     "default). The matrices here are small: threads gain little, and on a busy "
+                                     "machine oversubscribed OpenBLAS threads were measured 100x slower (FSBA on "
+                                     "breast cancer: 109 s vs 0.9 s)")
 
 
 def blas_limit(threads, note=None):
-    """Context manager limiting BLAS to ``threads`` threads (threadpoolctl) while inside it; ``0``: no limit.
+    """Context manager limiting threads to ``threads`` while inside it; ``0``: no limit.
 
-    A :class:`ValueError` at once for ``threads < 0``; the limit itself applies
-    only on entering the ``with`` block.  Without threadpoolctl the limit is
-    not applied and ``note`` (default: a line on stderr) is told so.
+    Limits every BLAS and OpenMP library threadpoolctl finds (``dsymv``/``dgemv``
+    called from the numba kernels run in SciPy's BLAS, which is one of them)
+    and, once numba's threading layer is running, numba's own thread count
+    (:func:`numba.set_num_threads`, restored on exit); the ``prange`` kernels of
+    :func:`bilevel_ref._jit.parallel_jit` follow the BLAS/OpenMP limits too.
+
+    A :class:`ValueError` at once for a negative or non-integer ``threads``; the
+    limit itself applies only on entering the ``with`` block.  Without
+    threadpoolctl the BLAS/OpenMP limit is not applied and ``note`` (default: a
+    line on stderr) is told so.
     """
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise ValueError(f"--threads must be an integer >= 0, got {threads!r}")
     if threads < 0:
         raise ValueError(f"--threads must be >= 0, got {threads}")
-    return _blas_limited(threads, note)
+    return _blas_limited(int(threads), note)
+
+
+@contextlib.contextmanager
+def _numba_limited(threads):
+    """numba's thread count limited to ``threads`` (only once numba's threading layer runs)."""
+    numba = sys.modules.get("numba")
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    if numba is None or parallel is None or not getattr(parallel, "_is_initialized", False):
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -256,7 +284,8 @@ def _blas_limited(threads, note):
         text = ("note: threadpoolctl is not installed; BLAS threads are not limited "
                 "(pip install threadpoolctl, or set OPENBLAS_NUM_THREADS)")
         (note or (lambda t: print(t, file=sys.stderr)))(text)
-        yield
+        with _numba_limited(threads):
+            yield
         return
-    with threadpool_limits(limits=threads, user_api="blas"):
+    with threadpool_limits(limits=threads), _numba_limited(threads):
         yield

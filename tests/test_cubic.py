@@ -554,17 +554,72 @@ def test_gd_perturbation_escapes_the_hard_case():
     assert c.converged and c.model_value == pytest.approx(m_star, rel=1e-12)
 
 
-@pytest.mark.parametrize("d", [1, 3, 8, 37])
-def test_fused_symmetric_matvec2_equals_two_matvecs(d):
-    from bilevel_ref._kernels.cubic import symmetric_matvec2
+@pytest.mark.parametrize("d", [1, 3, 8, 37, 300])
+def test_symv_kernel_equals_matvec_and_reads_one_triangle(d):
+    """The compiled H·v is BLAS dsymv: H·v to rounding, the pair is the two single products, and
+    only the upper triangle of the C-ordered H is read (garbage below the diagonal changes nothing)."""
+    from bilevel_ref._kernels.blas import symv, symv_pair
 
     rng = np.random.default_rng(d)
     A = rng.standard_normal((d, d))
     H = A + A.T
     q, p = rng.standard_normal(d), rng.standard_normal(d)
-    w, wp = symmetric_matvec2(H, q, p)
+    w = symv(H, q)
     np.testing.assert_allclose(w, H @ q, rtol=1e-13, atol=1e-13 * np.abs(H).sum())
-    np.testing.assert_allclose(wp, H @ p, rtol=1e-13, atol=1e-13 * np.abs(H).sum())
+    w2, wp = symv_pair(H, q, p)
+    assert np.array_equal(w2, w) and np.array_equal(wp, symv(H, p))
+    upper_only = np.triu(H) + np.tril(rng.standard_normal((d, d)), -1)
+    assert np.array_equal(symv(upper_only, q), w)
+
+
+def _thread_cases():
+    rng = np.random.default_rng(3)
+    g, H, _, _ = hard_case_problem(np.random.default_rng(4), d=300)
+    return {
+        "random": (rng.standard_normal(400) / 20, random_symmetric(rng, 400)),
+        "hard": (g, H),
+        "near_hard": near_hard_problem(np.random.default_rng(8), 1e-6, d=300),
+        "separated": separated_hard_case(d=300),
+    }
+
+
+@pytest.mark.parametrize("case", ["random", "hard", "near_hard", "separated"])
+def test_lanczos_kernel_agrees_with_reference_at_every_thread_count(case):
+    """numba Lanczos (BLAS dsymv/dgemv in threads) against the NumPy reference at 1 and 2 BLAS threads
+    and the default: same bits for a fixed thread count; across thread counts the threaded BLAS sums
+    in another order, so s, λ, the probe's Ritz value θ_p, θ_1 and the model value agree to 1e-12 and
+    every discrete outcome (steps, H·v count, hard-case decision) is the same.  (The raw Krylov step of
+    an exact hard case sits on the pole of T_k, where it is ill-conditioned; it is discarded for the eigh
+    fallback, whose step is compared.)"""
+    import contextlib
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from bilevel_ref.linalg.cubic.lanczos import _fixed_probe, lanczos_cubic
+
+    g, H = _thread_cases()[case]
+    probe = _fixed_probe(g.shape[0])
+    ref = solve_cubic(g, H, 1.0, method="lanczos", backend="numpy")
+    ref_raw = lanczos_cubic(g, H, 0.5, probe=probe, backend="numpy")
+    for threads in (1, 2, None):
+        limit = contextlib.nullcontext() if threads is None else threadpoolctl.threadpool_limits(threads)
+        with limit:
+            a = solve_cubic(g, H, 1.0, method="lanczos", backend="numba")
+            b = solve_cubic(g, H, 1.0, method="lanczos", backend="numba")
+            raw = lanczos_cubic(g, H, 0.5, probe=probe, backend="numba")
+            raw2 = lanczos_cubic(g, H, 0.5, probe=probe, backend="numba")
+        assert np.array_equal(a.s, b.s) and a.lam == b.lam and a.min_eig == b.min_eig, threads
+        assert np.array_equal(raw[0], raw2[0]) and raw[1:] == raw2[1:], threads
+        assert (a.n_iter, a.n_matvec, a.hard_case, a.converged) == \
+            (ref.n_iter, ref.n_matvec, ref.hard_case, ref.converged), threads
+        assert np.linalg.norm(a.s - ref.s) <= 1e-12 * np.linalg.norm(ref.s), threads
+        for got, want in ((a.lam, ref.lam), (a.min_eig, ref.min_eig), (a.model_value, ref.model_value)):
+            assert got == pytest.approx(want, rel=1e-12, abs=1e-300), threads
+        s, lam, theta1, theta_p, k, n_matvec = raw[:6]
+        assert (k, n_matvec) == tuple(ref_raw[4:6]), threads
+        if not ref.hard_case:  # in the hard case the raw Krylov step sits on the pole (then discarded)
+            assert np.linalg.norm(s - ref_raw[0]) <= 1e-12 * np.linalg.norm(ref_raw[0]), threads
+        for got, want in ((lam, ref_raw[1]), (theta1, ref_raw[2]), (theta_p, ref_raw[3])):
+            assert got == pytest.approx(want, rel=1e-12), threads
 
 
 def test_unknown_option_is_the_library_option_error():
@@ -693,3 +748,95 @@ def test_lanczos_matrix_free_hard_case_kkt_at_rounding_level(backend):
         res = solve_cubic(g, lambda v: H @ v, M, method="lanczos", backend=backend, rng=np.random.default_rng(1))
         assert res.converged and res.hard_case, name
         assert max(cubic_kkt(g, H, M, res.s, res.lam)) <= 1e-12, name
+
+
+# --------------------------------------------------------------------------- bench cubic: thread columns
+def test_bench_cubic_reports_default_and_limited_threads(tmp_path, capsys):
+    """One invocation times each d at the default threads and at --threads N, ratios side by side."""
+    import json
+
+    from bilevel_ref.bench import cubic as bench
+
+    path = tmp_path / "cubic.json"
+    assert bench.main(["--sizes", "20", "--repeat", "1", "--no-jit", "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert report["threads"] == 1 and [(r["d"], r["threads"]) for r in report["rows"]] == [(20, "default"), (20, 1)]
+    lazy = [r for r in report["ratios"] if r["ratio"] == "lazy/H@v"]
+    assert len(lazy) == 1 and lazy[0]["default"] > 0 and lazy[0]["limited"] > 0
+    by_threads = {r["threads"]: r for r in report["rows"]}
+    assert lazy[0]["limited"] == pytest.approx(by_threads[1]["t_lazy"] / by_threads[1]["t_matvec"])
+    assert 4000 in bench.DEFAULT_SIZES
+    assert bench.main(["--sizes", "20", "--repeat", "1", "--no-jit", "--threads", "2"]) == 0
+    assert "default threads | 2 threads" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "x"])
+def test_bench_cubic_rejects_thread_limits_that_are_not_positive_integers(value, capsys):
+    from bilevel_ref.bench import cubic as bench
+
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--sizes", "20", "--no-jit", "--threads", value])
+    assert exc.value.code == 2 and "--threads" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "2", None])
+def test_thread_limit_helper_rejects_bad_values(value):
+    from bilevel_ref._text import blas_limit
+
+    with pytest.raises(ValueError, match="--threads"):
+        blas_limit(value)
+
+
+def test_thread_limit_helper_limits_the_kernels_blas_and_restores_it():
+    """blas_limit(1) holds every BLAS/OpenMP pool threadpoolctl sees to one thread, SciPy's BLAS (the one
+    the numba kernels' dsymv/dgemv run in) included, and restores the previous limits on exit."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from bilevel_ref._kernels import blas  # noqa: F401 -- loads SciPy's BLAS, as a kernel does
+    from bilevel_ref._text import blas_limit
+
+    def pools():
+        return {(lib["user_api"], lib["filepath"]): lib["num_threads"] for lib in threadpoolctl.threadpool_info()}
+
+    before = pools()
+    assert any("scipy" in path for api, path in before if api == "blas")
+    with blas_limit(1):
+        inside = pools()
+    assert inside and set(inside.values()) == {1}
+    assert pools() == before
+
+
+# --------------------------------------------------------------------------- numba input check of a dense H
+@pytest.mark.parametrize("d", [1, 5, 64, 65, 150])
+def test_numba_input_check_matches_as_symmetric(d):
+    """backend="numba" checks a dense H with the one-pass kernel: the same accept/reject decisions and
+    errors as as_symmetric (finite; symmetric to 1e-12·max(1, max|H|)), at tile edges too."""
+    from bilevel_ref._kernels.cubic import symmetry_check
+    from bilevel_ref._validation import as_symmetric
+
+    rng = np.random.default_rng(d)
+    A = rng.standard_normal((d, d)) * 3.0
+    H = A + A.T
+    finite, amax, gap = symmetry_check(H)
+    assert finite and amax == np.abs(H).max() and gap == 0.0
+    g = rng.standard_normal(d)
+    i, j = d - 1, 0  # the last tile row against the first tile column
+    for delta, ok in ((0.5e-12 * amax, True), (2e-12 * amax, False)):
+        bad = H.copy()
+        bad[i, j] += delta
+        if d == 1:
+            ok = True  # a 1×1 matrix is symmetric whatever it holds
+        for backend in ("numpy", "numba"):
+            if ok:
+                assert solve_cubic(g, bad, 1.0, method="lanczos", backend=backend).converged
+            else:
+                with pytest.raises(ValueError, match="H must be symmetric"):
+                    solve_cubic(g, bad, 1.0, method="lanczos", backend=backend)
+        if not ok:
+            with pytest.raises(ValueError, match="H must be symmetric"):
+                as_symmetric(bad, "H", copy=False)
+    for value in (np.nan, np.inf, -np.inf):
+        bad = H.copy()
+        bad[d // 2, d - 1] = value
+        for backend in ("numpy", "numba"):
+            with pytest.raises(NonFiniteError, match="H must contain only finite values"):
+                solve_cubic(g, bad, 1.0, method="lanczos", backend=backend)

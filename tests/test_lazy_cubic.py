@@ -103,3 +103,28 @@ def test_numba_backend_bitwise_equals_eigh_numba(problem):
     for g in gs[:2]:
         a, b = lazy.solve(g), solve_cubic(g, H, 1.0, method="eigh", backend="numba")
         assert np.array_equal(a.s, b.s) and a.lam == b.lam
+
+
+def test_threads_change_rounding_only():
+    """Qᵀg and Qŝ run in threaded BLAS: at 1 and 2 threads (and the default) a solve repeats bitwise,
+    matches solve_cubic(method="eigh", backend="numba") and agrees with the NumPy reference to 1e-12
+    (the threaded sums differ only in order)."""
+    import contextlib
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(7)
+    d = 400
+    H = random_symmetric(rng, d)
+    g = rng.standard_normal(d) / 20
+    ref = LazyCubic(H, 1.0, backend="numpy").solve(g)
+    lazy = LazyCubic(H, 1.0)
+    for threads in (1, 2, None):
+        with contextlib.nullcontext() if threads is None else threadpoolctl.threadpool_limits(threads):
+            a, b = lazy.solve(g), lazy.solve(g)
+            c = solve_cubic(g, H, 1.0, method="eigh", backend="numba")
+        assert np.array_equal(a.s, b.s) and a.lam == b.lam, threads
+        # eigh factorises again under this limit, the snapshot's Q was computed at the default threads
+        assert a.lam == pytest.approx(c.lam, rel=1e-13) and np.linalg.norm(a.s - c.s) <= 1e-13 * np.linalg.norm(c.s)
+        assert np.linalg.norm(a.s - ref.s) <= 1e-12 * np.linalg.norm(ref.s), threads
+        assert a.lam == pytest.approx(ref.lam, rel=1e-12) and a.model_value == pytest.approx(ref.model_value,
+                                                                                               rel=1e-12)

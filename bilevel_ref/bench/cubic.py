@@ -18,9 +18,17 @@ stress case) one run times, median over ``--repeat``:
   ``inform['obj_regularized']``), RQS on the dense path
   (``dense_factorization=1``, ``sytr``/``potr``); weight σ = M/2, power 3.
 
-It then prints the issue-4 ratios with their targets and, in two fresh
-processes sharing an empty numba cache directory, the JIT compile time of the
-first calls and whether the second process loads the kernels from the cache.
+Every d runs twice in the same invocation, at the machine's default threads
+and with every thread pool held to ``--threads`` (default 1: BLAS and OpenMP
+through threadpoolctl, numba's own count; :func:`bilevel_ref._text.blas_limit`),
+and every ratio is printed for both side by side, with the targets of issues 4
+and 18.  RQS is skipped above d = ``RQS_MAX_D`` (2000: about 10 s per solve
+there, ≈ 80 s at 4000).  Last, in two fresh processes sharing an empty numba
+cache directory, the JIT compile time of the first calls and whether the second
+process loads the kernels from the cache.
+
+Default sizes 50, 200, 1000, 2000, 4000: about 1.5–2 minutes on 2 cores
+(d = 4000 holds a 128 MB H; its eigh alone takes ≈ 5 s per thread setting).
 """
 from __future__ import annotations
 
@@ -34,9 +42,13 @@ import time
 
 import numpy as np
 
-__all__ = ["main", "make_problem", "run_glrt", "run_rqs"]
+__all__ = ["main", "make_problem", "run_glrt", "run_rqs", "bench_size", "ratio_rows", "DEFAULT_SIZES"]
 
 M = 1.0
+#: The dimensions of a default run.
+DEFAULT_SIZES = (50, 200, 1000, 2000, 4000)
+#: RQS (dense factorisations) is timed up to this d only.
+RQS_MAX_D = 2000
 
 
 def make_problem(d):
@@ -125,12 +137,12 @@ def _matvec_time(H, v, repeat):
     return _median_time(block, max(repeat, 5))[0] / inner
 
 
-def bench_size(d, repeat, rtol, galahad):
-    """All timings and model-value errors for one d (a dict)."""
+def bench_size(d, repeat, rtol, galahad, problem=None):
+    """All timings and model-value errors for one d (a dict), under the caller's thread limits."""
     from ..linalg.cubic import solve_cubic
     from ..linalg.lazy import LazyCubic
 
-    H, g = make_problem(d)
+    H, g = make_problem(d) if problem is None else problem
     row = {"d": d}
     row["t_eigh"], ref = _median_time(lambda: solve_cubic(g, H, M, method="eigh"), repeat)
     row["lam_gap"] = ref.lam + ref.min_eig  # distance to the pole
@@ -159,8 +171,9 @@ def bench_size(d, repeat, rtol, galahad):
         glrt, rqs = galahad
         row["t_glrt"], (_, m_glrt, mv) = _median_time(lambda: run_glrt(glrt, H, g, M, rtol), repeat)
         row["mv_glrt"], row["err_glrt"] = mv, rel_err(m_glrt)
-        row["t_rqs"], (_, m_rqs, nfact) = _median_time(lambda: run_rqs(rqs, H, g, M), repeat, budget=15.0)
-        row["err_rqs"], row["fact_rqs"] = rel_err(m_rqs), nfact
+        if d <= RQS_MAX_D:
+            row["t_rqs"], (_, m_rqs, nfact) = _median_time(lambda: run_rqs(rqs, H, g, M), repeat, budget=15.0)
+            row["err_rqs"], row["fact_rqs"] = rel_err(m_rqs), nfact
     return row
 
 
@@ -199,48 +212,120 @@ def jit_report():
     return {"first_process": out[0], "second_process": out[1]}
 
 
-def _targets(rows):
-    """(description, measured ratio, target, passed) for the issue-4 targets."""
+#: (key, numerator, denominator): the same-run time ratios, each printed at default threads and at --threads.
+RATIOS = (
+    ("eigh/lanczos", "t_eigh", "t_lanczos"),
+    ("eigh/lazy", "t_eigh", "t_lazy"),
+    ("lazy/H@v", "t_lazy", "t_matvec"),
+    ("lanczos/H@v", "t_lanczos", "t_matvec"),
+    ("lanczos/GLRT", "t_lanczos", "t_glrt"),
+    ("no-probe/GLRT", "t_lanczos_np", "t_glrt"),
+    ("kernel/GLRT", "t_kernel", "t_glrt"),
+    ("RQS/eigh", "t_rqs", "t_eigh"),
+)
+
+#: (ratio, d, column, goal, bound, issue): "default" = default threads, "limited" = --threads.
+TARGETS = (
+    ("lanczos/GLRT", 1000, "default", "<=", 0.8, 18),
+    ("lanczos/GLRT", 2000, "default", "<=", 0.8, 18),
+    ("lanczos/GLRT", 4000, "default", "<=", 0.8, 18),
+    ("eigh/lanczos", 2000, "default", ">=", 8.0, 18),
+    ("lazy/H@v", 1000, "default", "<=", 2.5, 18),
+    ("lazy/H@v", 2000, "default", "<=", 2.5, 18),
+    ("lanczos/GLRT", 1000, "limited", "<=", 0.8, 18),
+    ("lanczos/GLRT", 2000, "limited", "<=", 0.65, 18),
+    ("no-probe/GLRT", 1000, "both", "<=", 1.0, 4),
+    ("no-probe/GLRT", 2000, "both", "<=", 1.0, 4),
+    ("kernel/GLRT", 1000, "both", "<=", 1.0, 4),
+    ("kernel/GLRT", 2000, "both", "<=", 1.0, 4),
+    ("eigh/lanczos", 2000, "limited", ">=", 5.0, 4),
+    ("eigh/lazy", 1000, "both", ">=", 20.0, 4),
+    ("lazy/H@v", 1000, "limited", "<=", 3.0, 4),
+    ("RQS/eigh", 1000, "both", ">", 1.0, 4),
+)
+
+
+def _ratio(row, num, den):
+    if row is None or row.get(num) is None or row.get(den) is None:
+        return None
+    return row[num] / row[den]
+
+
+def ratio_rows(rows):
+    """``[{"ratio", "d", "default", "limited"}]``: every ratio of :data:`RATIOS` at both thread settings."""
+    by = {(r["d"], r["threads"] == "default"): r for r in rows}
     out = []
-    by_d = {r["d"]: r for r in rows}
-    for d in (1000, 2000):
-        r = by_d.get(d)
-        if r and "t_glrt" in r:
-            for key, label in (("lanczos", "probe on"), ("lanczos_np", "probe off"),
-                               ("kernel", "probe on, no input validation")):
-                ratio = r[f"t_{key}"] / r["t_glrt"]
-                out.append((f"d={d} numba Lanczos ({label}) / GLRT time", ratio, "<= 1.0", ratio <= 1.0))
-    r = by_d.get(2000)
-    if r:
-        ratio = r["t_eigh"] / r["t_lanczos"]
-        out.append(("d=2000 eigh / numba Lanczos (probe on) time", ratio, ">= 5", ratio >= 5))
-    r = by_d.get(1000)
-    if r:
-        ratio = r["t_eigh"] / r["t_lazy"]
-        out.append(("d=1000 eigh / LazyCubic.solve time", ratio, ">= 20", ratio >= 20))
-        ratio = r["t_lazy"] / r["t_matvec"]
-        out.append(("d=1000 LazyCubic.solve / one H@v", ratio, "<= 3", ratio <= 3))
-        if "t_rqs" in r:
-            ratio = r["t_rqs"] / r["t_eigh"]
-            out.append(("d=1000 RQS / eigh time", ratio, "> 1", ratio > 1))
+    for key, num, den in RATIOS:
+        for d in sorted({r["d"] for r in rows}):
+            pair = [_ratio(by.get((d, default)), num, den) for default in (True, False)]
+            if any(v is not None for v in pair):
+                out.append({"ratio": key, "d": d, "default": pair[0], "limited": pair[1]})
     return out
+
+
+def _targets(ratios):
+    """``[{"ratio", "d", "threads", "measured", "goal", "passed", "issue"}]`` for the targets that were measured."""
+    found = {(r["ratio"], r["d"]): r for r in ratios}
+    out = []
+    for key, d, column, goal, bound, issue in TARGETS:
+        r = found.get((key, d))
+        if r is None:
+            continue
+        for col in (("default", "limited") if column == "both" else (column,)):
+            value = r[col]
+            if value is None:
+                continue
+            passed = {"<=": value <= bound, ">=": value >= bound, ">": value > bound}[goal]
+            out.append({"ratio": key, "d": d, "threads": col, "measured": value, "goal": f"{goal} {bound:g}",
+                        "passed": bool(passed), "issue": issue})
+    return out
+
+
+def _cell(value, fmt=".3g"):
+    return "-" if value is None else format(value, fmt)
+
+
+def _timing_table(rows, galahad):
+    from .._text import format_table
+
+    headers = ["d", "threads", "eigh s", "lanczos s (H·v)", "no-probe s (H·v)", "kernel s", "validate s", "lazy s",
+               "H@v s"]
+    if galahad:
+        headers += ["GLRT s (H·v)", "RQS s (#fact)"]
+    table = []
+    for r in rows:
+        line = [r["d"], r["threads"], f"{r['t_eigh']:.3g}", f"{r['t_lanczos']:.3g} ({r['mv_lanczos']})",
+                f"{r['t_lanczos_np']:.3g} ({r['mv_lanczos_np']})", f"{r['t_kernel']:.3g}",
+                f"{r['t_validate']:.3g}", f"{r['t_lazy']:.3g}", f"{r['t_matvec']:.3g}"]
+        if galahad:
+            line += [f"{r['t_glrt']:.3g} ({r['mv_glrt']})",
+                     f"{r['t_rqs']:.3g} ({r['fact_rqs']})" if "t_rqs" in r else "-"]
+        table.append(line)
+    return format_table(headers, table)
 
 
 def main(argv=None):
     """Entry point of ``bilevel-ref bench cubic``; returns the exit status."""
-    from .._text import dumps_json, format_table, output_path_error, write_json_atomic
+    from .._jit import check_threads
+    from .._text import (add_threads_argument, blas_limit, dumps_json, format_table, output_path_error,
+                         write_json_atomic)
 
     parser = argparse.ArgumentParser(prog="bilevel-ref bench cubic", description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="50,200,1000,2000", help="comma-separated dimensions d")
+    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
+                        help="comma-separated dimensions d (default %(default)s)")
     parser.add_argument("--repeat", type=int, default=5, help="timing repeats (median)")
     parser.add_argument("--rtol", type=float, default=1e-6,
                         help="relative gradient tolerance for Lanczos and GLRT (default 1e-6)")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                         help="write all figures as JSON to PATH (replaced atomically) or stdout; NaN and inf as null")
     parser.add_argument("--no-jit", action="store_true", help="skip the compile/cache subprocess check")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="limit BLAS/OpenMP threads (threadpoolctl) for steadier timings on a busy machine")
+    add_threads_argument(parser, default=1, help="thread count of the second column: every size is timed at the "
+                         "default threads and again with BLAS, OpenMP and numba held to N threads (default 1)")
     args = parser.parse_args(argv)
+    try:
+        check_threads(args.threads, "--threads")
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
@@ -251,69 +336,48 @@ def main(argv=None):
         parser.error(output_path_error(args.json))
 
     galahad = _galahad()
-    limits = None
-    if args.threads is not None:
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(args.threads)
     rows = []
     for d in sizes:
-        print(f"bench cubic: d = {d} ...", file=sys.stderr, flush=True)
-        rows.append(bench_size(d, args.repeat, args.rtol, galahad))
-    if limits is not None:
-        limits.restore_original_limits()
+        problem = make_problem(d)
+        for threads in ("default", args.threads):
+            print(f"bench cubic: d = {d}, threads {threads} ...", file=sys.stderr, flush=True)
+            with blas_limit(0 if threads == "default" else threads):
+                row = bench_size(d, args.repeat, args.rtol, galahad, problem)
+            row["threads"] = threads
+            rows.append(row)
+    ratios = ratio_rows(rows)
+    targets = _targets(ratios)
     jit = None if args.no_jit else jit_report()
     report = {"M": M, "rtol": args.rtol, "repeat": args.repeat, "threads": args.threads,
-              "galahad": galahad is not None,
-              "rows": rows, "targets": [dict(what=w, ratio=r, target=t, passed=bool(p))
-                                        for w, r, t, p in _targets(rows)], "jit": jit}
+              "galahad": galahad is not None, "rows": rows, "ratios": ratios, "targets": targets, "jit": jit}
     if args.json is not None:
         if args.json == "-":
             print(dumps_json(report, indent=2))
             return 0
         write_json_atomic(args.json, report, indent=2)
 
-    headers = ["d", "eigh s", "lanczos s (H·v)", "no-probe s (H·v)", "kernel s", "validate s", "lazy s", "H@v s"]
-    if galahad is not None:
-        headers += ["GLRT s (H·v)", "RQS s (#fact)"]
-    table = []
-    for r in rows:
-        line = [r["d"], f"{r['t_eigh']:.3g}", f"{r['t_lanczos']:.3g} ({r['mv_lanczos']})",
-                f"{r['t_lanczos_np']:.3g} ({r['mv_lanczos_np']})", f"{r['t_kernel']:.3g}",
-                f"{r['t_validate']:.3g}", f"{r['t_lazy']:.3g}", f"{r['t_matvec']:.3g}"]
-        if galahad is not None:
-            line += [f"{r['t_glrt']:.3g} ({r['mv_glrt']})", f"{r['t_rqs']:.3g} ({r['fact_rqs']})"]
-        table.append(line)
-    threads = "default" if args.threads is None else args.threads
+    limited = f"{args.threads} thread" + ("s" if args.threads > 1 else "")
     print(f"Cubic subproblem, M = {M}, median of {args.repeat} (H = (A + A^T)/sqrt(2d), seed 12345 + d; "
-          f"Lanczos/GLRT rtol {args.rtol:g}; BLAS threads {threads})")
-    print(format_table(headers, table))
+          f"Lanczos/GLRT rtol {args.rtol:g}); each d at default threads and at {limited}")
+    print(_timing_table(rows, galahad is not None))
     print()
-    err_headers = ["d", "λ*+λ_1", "lanczos", "no-probe", "lazy"] + (["GLRT", "RQS"] if galahad else [])
-    err_rows = [[r["d"], f"{r['lam_gap']:.2g}", f"{r['err_lanczos']:.1e}", f"{r['err_lanczos_np']:.1e}",
-                 f"{r['err_lazy']:.1e}"] + ([f"{r['err_glrt']:.1e}", f"{r['err_rqs']:.1e}"] if galahad else [])
-                for r in rows]
+    err_headers = ["d", "threads", "λ*+λ_1", "lanczos", "no-probe", "lazy"] + (["GLRT", "RQS"] if galahad else [])
+    err_rows = [[r["d"], r["threads"], f"{r['lam_gap']:.2g}", f"{r['err_lanczos']:.1e}",
+                 f"{r['err_lanczos_np']:.1e}", f"{r['err_lazy']:.1e}"]
+                + ([f"{r['err_glrt']:.1e}", _cell(r.get("err_rqs"), ".1e")] if galahad else []) for r in rows]
     print("Relative model-value error against eigh")
     print(format_table(err_headers, err_rows))
     print()
-    ratio_headers = ["d", "eigh/lanczos", "eigh/lazy", "lazy/H@v", "lanczos/H@v"] + (
-        ["lanczos/GLRT", "no-probe/GLRT", "RQS/eigh"] if galahad else [])
-    ratio_rows = []
-    for r in rows:
-        line = [r["d"], f"{r['t_eigh'] / r['t_lanczos']:.3g}", f"{r['t_eigh'] / r['t_lazy']:.3g}",
-                f"{r['t_lazy'] / r['t_matvec']:.3g}", f"{r['t_lanczos'] / r['t_matvec']:.3g}"]
-        if galahad is not None:
-            line += [f"{r['t_lanczos'] / r['t_glrt']:.3g}", f"{r['t_lanczos_np'] / r['t_glrt']:.3g}",
-                     f"{r['t_rqs'] / r['t_eigh']:.3g}"]
-        ratio_rows.append(line)
-    print("Time ratios (same run)")
-    print(format_table(ratio_headers, ratio_rows))
+    print(f"Time ratios (same run): default threads | {limited}")
+    print(format_table(["ratio", "d", "default", limited],
+                       [[r["ratio"], r["d"], _cell(r["default"]), _cell(r["limited"])] for r in ratios]))
     print()
-    targets = _targets(rows)
     if targets:
-        print("Issue-4 targets")
-        print(format_table(["target", "measured", "goal", "met"],
-                           [[w, f"{r:.3g}", t, "yes" if p else "MISSED"] for w, r, t, p in targets]))
+        print("Targets (issues 4 and 18)")
+        print(format_table(["ratio", "d", "threads", "measured", "goal", "met", "issue"],
+                           [[t["ratio"], t["d"], "default" if t["threads"] == "default" else limited,
+                             f"{t['measured']:.3g}", t["goal"], "yes" if t["passed"] else "MISSED", t["issue"]]
+                            for t in targets]))
         print()
     if galahad is None:
         print("GALAHAD not importable (pip install galahad-optrove): GLRT/RQS columns skipped.\n")

@@ -8,8 +8,9 @@ makes the O(1/λ) gap between ∇L*_λ and ∇φ smaller than the tolerance
 (≈ 4e-7 at the minimiser of L*_λ for this instance); M = 1.  The stopping test
 runs in a callback on the closed form, so it is not part of the timed
 ``step()`` calls (the reported ``step s``); ``wall s`` is the whole run.
-Timings are the best of ``--repeat`` interleaved passes with the same seed.  BLAS runs
-single-threaded by default (``--blas-threads``): on a shared 2-core machine a
+Timings are the best of ``--repeat`` interleaved passes with the same seed.  BLAS, OpenMP
+and numba run single-threaded by default (``--threads``, shared with ``run`` and
+``compare``: :func:`bilevel_ref._text.blas_limit`): on a shared 2-core machine a
 multi-threaded OpenBLAS makes small factorisations erratic (10–100× slower
 under contention), which would blur the comparison; both methods run under
 the same limit.  The inner AGD steps K (``--inner-steps``, default 20 and 50)
@@ -23,7 +24,6 @@ paper's convention), written as a table and, with ``--plot PATH``, a figure.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 
@@ -35,18 +35,6 @@ __all__ = ["main", "run_lazy_vs_fresh", "run_lmcn_ablation", "plot_lmcn_ablation
 LAM, M_CUBIC, TOL = 1e8, 1.0, 1e-6
 PERIODS = (1, 5, 10, 50)  # plus m = dx
 ABLATION_PERIODS = (1, 5, 10, 50, 100)
-
-
-def _blas_limit(threads):
-    """Context manager limiting BLAS threads (no-op without threadpoolctl or with threads=None)."""
-    if threads is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        print("warning: threadpoolctl not installed; BLAS threads not limited", file=sys.stderr)
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=threads)
 
 
 def _time_to_tol(problem, x0, method, options, tol, seed):
@@ -148,6 +136,9 @@ def _calls_to(calls, err, level):
 
 
 def main(argv=None):
+    """Entry point of ``bilevel-ref bench second-order``; returns the exit status."""
+    from .._text import add_threads_argument, blas_limit
+
     parser = argparse.ArgumentParser(prog="bilevel-ref bench second-order", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[200, 500], help="dx = dy values (part 1)")
     parser.add_argument("--inner-steps", type=int, nargs="+", default=[20, 50], help="AGD steps K (part 1)")
@@ -155,7 +146,10 @@ def main(argv=None):
                         help="LFSBA periods m (dx is always added)")
     parser.add_argument("--tol", type=float, default=TOL, help="target exact ‖∇φ‖ (part 1)")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs (part 1)")
-    parser.add_argument("--blas-threads", type=int, default=1, help="BLAS thread limit (0: no limit)")
+    add_threads_argument(parser, default=1, help="BLAS, OpenMP and numba threads during the runs (default 1, "
+                         "0 = no limit)")
+    parser.add_argument("--blas-threads", dest="threads", type=int, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)  # the old name
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-lazy", action="store_true", help="skip part 1")
     parser.add_argument("--skip-ablation", action="store_true", help="skip part 2")
@@ -165,8 +159,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from .._text import dumps_json, format_table
 
+    try:
+        limit = blas_limit(args.threads)
+    except ValueError as exc:
+        parser.error(str(exc))
     result = {}
-    with _blas_limit(args.blas_threads or None):
+    with limit:
         if not args.skip_lazy:
             rows = run_lazy_vs_fresh(args.dims, args.inner_steps, args.periods, tol=args.tol, repeat=args.repeat,
                                      seed=args.seed, out=None if args.json else sys.stderr)

@@ -103,7 +103,7 @@ from ..._validation import (
     check_positive,
     check_rng,
 )
-from ...exceptions import OptionError
+from ...exceptions import NonFiniteError, OptionError
 # The solvers' pieces stay importable from here (LazyCubic, the benchmarks and the tests use them).
 from ._core import (  # noqa: F401
     POLE_REFINE,
@@ -193,6 +193,22 @@ def _validate_options(method, options):
     return opts
 
 
+def _dense_symmetric(H, backend, rtol=1e-12):
+    """``as_symmetric(H, "H", copy=False)``; with ``backend="numba"`` and a C-ordered float64 square H the
+    same conditions are checked by the one-pass kernel ``symmetry_check`` (same errors, same messages)."""
+    if not (backend == "numba" and type(H) is np.ndarray and H.dtype == np.float64 and H.ndim == 2
+            and H.shape[0] == H.shape[1] and H.shape[0] > 0 and H.flags.c_contiguous):
+        return as_symmetric(H, "H", copy=False)
+    from ..._kernels.cubic import symmetry_check
+
+    finite, amax, gap = symmetry_check(H)
+    if not finite:
+        raise NonFiniteError("H must contain only finite values (no NaN or inf)")
+    if gap > rtol * max(1.0, amax):
+        raise ValueError("H must be symmetric")
+    return H
+
+
 def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
     r"""Global minimiser of m(s) = ⟨g, s⟩ + ½sᵀHs + (M/6)‖s‖³.
 
@@ -264,7 +280,7 @@ def solve_cubic(g, H, M, method="eigh", backend="numpy", rng=None, **options):
         dense = None
         H = checked_operator(H, g.shape[0])
     else:
-        dense = as_symmetric(H, "H", copy=False)
+        dense = _dense_symmetric(H, backend)
         if dense.shape[0] == 0:
             raise ValueError("H must have at least one row, got shape (0, 0)")
         g = as_vector(g, "g", dense.shape[0])

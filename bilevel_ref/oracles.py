@@ -62,11 +62,26 @@ def _is_tuple_spec(spec):
     return bool(spec) and isinstance(spec[0], tuple)
 
 
+def _finite(value):
+    """True when every entry of ``value`` is finite.
+
+    A sum is finite only if every term is, so a finite sum settles it (the
+    common case, cheaply: small arrays are summed as Python floats); a
+    non-finite sum is checked entry by entry (an overflowing sum of finite
+    entries is not an error).
+    """
+    if isinstance(value, np.ndarray):
+        total = sum(value.ravel().tolist()) if value.size <= 64 else float(np.add.reduce(value, axis=None))
+    else:
+        total = float(value)
+    return math.isfinite(total) or bool(np.isfinite(value).all())
+
+
 def _counted(kind, name=None):
     name = kind if name is None else name
 
     def oracle(self, *args, **kwargs):
-        self._tick(kind, 1)
+        self.count(kind, 1)
         return self._checked(name, getattr(self.exact, name)(*args, **kwargs))
 
     oracle.__name__ = name
@@ -100,6 +115,8 @@ class OracleCounter:
         self.budget = self._check_budget(budget)
         self._constants = None
         self._shape_checked = set()
+        self._tuple_output = {}  # oracle name -> returns a tuple of arrays (set with the shape check)
+        self._compiled = None  # (problem.compiled_oracles(),) once asked
 
     @staticmethod
     def _check_budget(budget):
@@ -135,9 +152,9 @@ class OracleCounter:
     def _checked(self, name, out):
         """Guard an oracle's output: shapes and dtype on the first call of each
         oracle, finiteness on every call (a :class:`NonFiniteError` naming it)."""
-        spec = OUTPUT_SHAPES[name]
-        parts = tuple(out) if _is_tuple_spec(spec) else (out,)
         if name not in self._shape_checked:
+            spec = OUTPUT_SHAPES[name]
+            parts = tuple(out) if _is_tuple_spec(spec) else (out,)
             if _is_tuple_spec(spec):
                 if not isinstance(out, (tuple, list)) or len(out) != len(spec):
                     raise ValueError(f"problem {self.exact.name!r}: oracle {name} must return a tuple of "
@@ -147,12 +164,24 @@ class OracleCounter:
             else:
                 self._check_part(name, out, spec, name)
             self._shape_checked.add(name)
-        for part in parts:
-            if not np.isfinite(part).all():
-                raise NonFiniteError(f"{name} returned non-finite values")
+            self._tuple_output[name] = _is_tuple_spec(spec)
+        if self._tuple_output[name]:
+            for part in out:
+                if not _finite(part):
+                    raise NonFiniteError(f"{name} returned non-finite values")
+        elif not _finite(out):
+            raise NonFiniteError(f"{name} returned non-finite values")
         return out
 
-    def _tick(self, kind, n):
+    def count(self, kind, n=1):
+        """Count ``n`` calls of oracle ``kind`` (or ``n`` samples for ``"samples"``).
+
+        The one way calls are counted: the counted oracles use it, and so do
+        the compiled kernels (:mod:`bilevel_ref._kernels.oracles`), which
+        report how many calls of each kind they made.  With a budget, a count
+        that would exceed it raises :class:`BudgetExhausted` before anything
+        is counted.
+        """
         if self.budget:
             if self.counts[kind] + n > self.budget.get(kind, math.inf):
                 raise BudgetExhausted(kind, self.budget[kind])
@@ -161,6 +190,29 @@ class OracleCounter:
         self.counts[kind] += n
         if kind != "samples":
             self.total += n
+
+    def fits_budget(self, calls):
+        """Whether the calls ``{kind: n}``, made together, all fit in the budget.
+
+        A compiled kernel runs a whole loop at once; its caller takes the NumPy
+        path instead when the loop may not fit, so that a budget stops a run
+        at exactly the same call on either backend.
+        """
+        if not self.budget:
+            return True
+        total = 0
+        for kind, n in calls.items():
+            if self.counts[kind] + n > self.budget.get(kind, math.inf):
+                return False
+            total += n
+        return self.total + total <= self.budget.get("total", math.inf)
+
+    def compiled_oracles(self):
+        """The wrapped problem's compiled oracles (:mod:`bilevel_ref._kernels.oracles`), or None;
+        built once per counter (a run), since a kernel call per iteration reuses them."""
+        if self._compiled is None:
+            self._compiled = (self.exact.compiled_oracles(),)
+        return self._compiled[0]
 
     # -- forwarded, uncounted descriptors ---------------------------------
     @property
@@ -198,14 +250,14 @@ class OracleCounter:
     def sample(self, rng, size, level):
         """Draw sample indices (counted under ``samples`` by the number drawn)."""
         idx = self.exact.sample(rng, size, level)
-        self._tick("samples", len(idx))
+        self.count("samples", len(idx))
         return idx
 
     def fused_g(self, x, y, v, batch=None):
         """``(∇_y g, ∇²_yy g·v, ∇²_xy g·v)``, counted as one call of each kind."""
-        self._tick("grad_g", 1)
-        self._tick("hvp_yy_g", 1)
-        self._tick("cross_g", 1)
+        self.count("grad_g", 1)
+        self.count("hvp_yy_g", 1)
+        self.count("cross_g", 1)
         return self._checked("fused_g", self.exact.fused_g(x, y, v, batch=batch))
 
     def __getattr__(self, attr):
@@ -221,7 +273,7 @@ class OracleCounter:
 
     def count_samples(self, n):
         """Count ``n`` samples a method selected itself (e.g. SABA's fixed minibatches)."""
-        self._tick("samples", int(n))
+        self.count("samples", int(n))
 
     def snapshot(self):
         """A copy of the counts, for histories."""

@@ -6,7 +6,7 @@ or on first attribute access (``bilevel_ref._kernels.sampling.floyd_subset``).
 """
 import importlib
 
-__all__ = ["agd", "cg", "cubic", "finite_sum", "lazy", "sampling"]
+__all__ = ["agd", "cg", "cubic", "finite_sum", "lazy", "sampling", "oracles", "problems", "loops"]
 
 
 def __getattr__(name):

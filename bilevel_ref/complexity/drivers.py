@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from .. import _jit
+from .._kernels.oracles import BACKENDS
 from ..oracles import COUNT_KINDS
 from .._validation import as_vector, check_positive
 from .trace import Trace, target_met_at
@@ -46,10 +48,39 @@ def _cubic_step_1d(g, h, M):
     return -math.copysign(r, g)
 
 
-def _driver_trace(fun, x0, step_fn, stop_eps, maxiter, kinds, measure, rho):
+def _compiled(fun, backend, kinds, measure):
+    """The compiled oracles the driver kernel runs on, or None for the NumPy loop (``backend``
+    resolved as :func:`bilevel_ref._kernels.oracles.resolve_backend` does for methods)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"options['backend'] must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "numpy":
+        return None
+    needs = ("grad_phi", "hess_phi") if ("hess" in kinds or measure in ("sosp", "minimax")) else ("grad_phi",)
+    oracles = fun.compiled_oracles() if hasattr(fun, "compiled_oracles") else None
+    ok = oracles is not None and all(getattr(oracles, n, None) is not None for n in needs)
+    if backend == "auto":
+        return oracles if ok and _jit.enabled() else None
+    if not ok:
+        raise ValueError(f"options['backend'] = 'numba': {getattr(fun, 'name', type(fun).__name__)!r} provides "
+                         f"no compiled {' and '.join(needs)} (jitted-oracle convention, "
+                         "bilevel_ref._kernels.oracles: compiled_oracles())")
+    return oracles
+
+
+def _driver_trace(fun, x0, step_fn, stop_eps, maxiter, kinds, measure, rho, backend="numpy", M=None, step=None):
     """Iterate x ← x + step_fn(∇φ, ∇²φ) from x0, recording |∇φ| and λ_min until the target or maxiter."""
     grad, hess, dim, scalar = _derivative_access(fun)
     need_hess = measure in ("sosp", "minimax")
+    compiled = _compiled(fun, backend, kinds, measure)
+    if compiled is not None:
+        from .._kernels import loops
+
+        if stop_eps is not None:
+            target_met_at(0.0, 0.0, stop_eps, measure, rho)  # the NumPy loop's errors (measure, rho), up front
+        x_final, gns, lams = loops.driver_trace(compiled, as_vector(x0, "x0", dim), cubic="hess" in kinds,
+                                                step=step, M=M, stop_eps=stop_eps, maxiter=maxiter,
+                                                measure=measure, rho=rho, need_hess=need_hess)
+        return _trace(gns, lams, kinds, x_final)
     if scalar is not None:  # fast scalar path: (f', f'') in one call
         x = float(np.asarray(x0, dtype=float).reshape(-1)[0])
 
@@ -74,7 +105,11 @@ def _driver_trace(fun, x0, step_fn, stop_eps, maxiter, kinds, measure, rho):
         if len(gns) > maxiter:
             break
         x = x + step_fn(g, h)
-    x_final = np.atleast_1d(x)
+    return _trace(gns, lams, kinds, np.atleast_1d(x))
+
+
+def _trace(gns, lams, kinds, x_final):
+    """The :class:`Trace` of the iterates' |∇φ| and λ_min (one ``grad_f``, and ``hess_f``, per iteration)."""
     t = np.arange(len(gns), dtype=np.int64)
     counts = {k: np.zeros(len(gns), dtype=np.int64) for k in COUNT_KINDS}
     counts["grad_f"] = t.copy()
@@ -83,23 +118,27 @@ def _driver_trace(fun, x0, step_fn, stop_eps, maxiter, kinds, measure, rho):
     return Trace(np.array(gns), np.array(lams), counts, t, 1, {"x": x_final, "nit": int(t[-1])})
 
 
-def gd_trace(fun, x0, step, *, stop_eps=None, maxiter=10**7, measure="norm", rho=None):
+def gd_trace(fun, x0, step, *, stop_eps=None, maxiter=10**7, measure="norm", rho=None, backend="auto"):
     """Gradient descent x ← x − step·∇φ(x) on a function with exact derivatives.
 
     ``fun``: a :class:`~bilevel_ref.problems.hard.PiecewiseHermite` (fast scalar
     loop), an object with ``grad``/``hess``/``dx``, or a problem with
-    ``grad_phi``.  One ``grad_f`` per iteration.
+    ``grad_phi``.  One ``grad_f`` per iteration.  ``backend``: ``"numba"`` runs
+    the whole loop in one kernel over ``fun.compiled_oracles()`` (``grad_phi``,
+    and ``hess_phi`` when λ_min is measured); ``"auto"`` does so when they exist.
     """
     step = check_positive(step, "step")
-    return _driver_trace(fun, x0, lambda g, h: -step * g, stop_eps, maxiter, ("grad",), measure, rho)
+    return _driver_trace(fun, x0, lambda g, h: -step * g, stop_eps, maxiter, ("grad",), measure, rho,
+                         backend=backend, step=step)
 
 
-def cubic_newton_trace(fun, x0, M, *, stop_eps=None, maxiter=10**7, measure="norm", rho=None):
+def cubic_newton_trace(fun, x0, M, *, stop_eps=None, maxiter=10**7, measure="norm", rho=None, backend="auto"):
     r"""Cubic-regularised Newton (Nesterov–Polyak) with constant M on exact derivatives.
 
     :math:`x \leftarrow x + \arg\min_s \langle g, s\rangle + \tfrac12 s^\top H s + \tfrac M6\|s\|^3`
     (closed form in 1-D, :func:`bilevel_ref.linalg.cubic.solve_cubic` (eigh)
-    otherwise).  One ``grad_f`` and one ``hess_f`` per iteration.
+    otherwise).  One ``grad_f`` and one ``hess_f`` per iteration.  ``backend``
+    as :func:`gd_trace` (the kernel runs eigh and the compiled secular solve).
     """
     M = check_positive(M, "M")
     grad, hess, dim, scalar = _derivative_access(fun)
@@ -109,7 +148,8 @@ def cubic_newton_trace(fun, x0, M, *, stop_eps=None, maxiter=10**7, measure="nor
         from ..linalg.cubic import solve_cubic
 
         step_fn = lambda g, H: solve_cubic(g, H, M, method="eigh").s  # noqa: E731
-    return _driver_trace(fun, x0, step_fn, stop_eps, maxiter, ("grad", "hess"), measure, rho)
+    return _driver_trace(fun, x0, step_fn, stop_eps, maxiter, ("grad", "hess"), measure, rho,
+                         backend=backend, M=M)
 
 
 def _driver_default(fun, key):
@@ -132,12 +172,15 @@ def run_driver(method, fun, x0, options, stop_eps, measure, rho, maxiter):
     """Trace of driver ``method`` (:data:`DRIVERS`) with option ``step`` (GD) or ``M`` (cubic
     Newton), by default 1/L_φ or ρ_φ from the function's constants."""
     options = dict(options or {})
+    backend = options.pop("backend", "auto")
     if method == "gd":
         step = options.pop("step", None) or _driver_default(fun, "step")
-        tr = gd_trace(fun, x0, step, stop_eps=stop_eps, maxiter=maxiter, measure=measure, rho=rho)
+        tr = gd_trace(fun, x0, step, stop_eps=stop_eps, maxiter=maxiter, measure=measure, rho=rho,
+                      backend=backend)
     else:
         M = options.pop("M", None) or _driver_default(fun, "M")
-        tr = cubic_newton_trace(fun, x0, M, stop_eps=stop_eps, maxiter=maxiter, measure=measure, rho=rho)
+        tr = cubic_newton_trace(fun, x0, M, stop_eps=stop_eps, maxiter=maxiter, measure=measure, rho=rho,
+                                backend=backend)
     if options:
         raise ValueError(f"unknown option(s) {sorted(options)} for driver {method!r}")
     return tr

@@ -23,13 +23,25 @@ from .base import Hypergradient
 __all__ = ["itd_hypergradient"]
 
 
-def itd_hypergradient(problem, x, y0, steps, alpha, truncate=None, batch_f=None, batch_g=None):
-    """ITD hypergradient through ``steps`` GD steps of size ``alpha`` from ``y0``."""
+def itd_hypergradient(problem, x, y0, steps, alpha, truncate=None, batch_f=None, batch_g=None,
+                      backend="numpy"):
+    """ITD hypergradient through ``steps`` GD steps of size ``alpha`` from ``y0``.
+
+    ``backend="numba"`` (full batches): forward and reverse pass in one kernel
+    over the problem's compiled oracles (:mod:`bilevel_ref._kernels.oracles`),
+    same counts.
+    """
+    first = 0 if truncate is None else max(0, steps - truncate)
+    if backend == "numba" and batch_f is None and batch_g is None:
+        from .._kernels import loops
+
+        out = loops.itd(problem, problem.compiled_oracles(), x, y0, steps, alpha, truncate)
+        if out is not None:
+            return Hypergradient(d=out[1], y=out[0], info={"n_hvp": max(steps - first - 1, 0)})
     ys = [y0]
     for _ in range(steps):
-        ys.append(ys[-1] - alpha * problem.grad_g(x, ys[-1], batch=batch_g)[1])
+        ys.append(ys[-1] - alpha * problem.grad_y_g(x, ys[-1], batch=batch_g))
     d, v = problem.grad_f(x, ys[-1], batch=batch_f)
-    first = 0 if truncate is None else max(0, steps - truncate)
     for t in range(steps - 1, first - 1, -1):
         d = d - alpha * problem.cross_g(x, ys[t], v, batch=batch_g)
         if t > first:

@@ -63,17 +63,22 @@ with accelerated convergence rates", arXiv 2605.06431 (2026).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.linalg as sla
 
 from ..exceptions import NonFiniteError
 from .._validation import check_choice, check_int, check_nonnegative, check_positive
-from ..linalg.agd import agd
+from ..linalg.agd import agd, agd_steps, gd
 from ..linalg.cg import cg
 from .base import Hypergradient
 
-__all__ = ["penalty_gradient", "penalty_inner_solve", "penalty_hessian", "PenaltyHessianOperator",
-           "cholesky_quadratic_form", "NOT_PD_MESSAGE"]
+__all__ = ["penalty_gradient", "penalty_inner_solve", "penalty_inner_gd", "penalty_iteration", "penalty_hessian", "PenaltyHessianOperator",
+           "cholesky_quadratic_form", "NOT_PD_MESSAGE", "PENALTY_KERNEL_ORACLES"]
+
+#: Compiled oracles (bilevel_ref._kernels.oracles) the penalty kernels call: inner loops and G.
+PENALTY_KERNEL_ORACLES = ("grad_x_f", "grad_y_f", "grad_x_g", "grad_y_g")
 
 #: Message of the LinAlgError raised when D_h = ∇²_yy f + λ∇²_yy g is not positive definite.
 NOT_PD_MESSAGE = "penalised lower-level Hessian not positive definite (increase lam)"
@@ -98,11 +103,61 @@ def penalty_inner_solve(problem, x, y, w, lam, steps, L_g, mu_g, L_f, tol=None):
     Returns ``(y, w)``.
     """
     def grad_penalised(v):
-        return problem.grad_f(x, v)[1] + lam * problem.grad_g(x, v)[1]
+        return problem.grad_y_f(x, v) + lam * problem.grad_y_g(x, v)
 
     y_new = agd(grad_penalised, y, L_f + lam * L_g, lam * mu_g / 2, steps, tol=tol).y
-    w_new = agd(lambda v: problem.grad_g(x, v)[1], w, L_g, mu_g, steps, tol=tol).y
+    w_new = agd(lambda v: problem.grad_y_g(x, v), w, L_g, mu_g, steps, tol=tol).y
     return y_new, w_new
+
+
+def penalty_inner_gd(problem, x, y, z, lam, step, steps):
+    """F2BA's warm-started GD loops: ``steps`` steps on f/λ + g from y and on g from z.
+
+    Each y-step costs 1 ``grad_f`` and 1 ``grad_g``; each z-step 1 ``grad_g``.
+    Returns ``(y, z)``.
+    """
+    y_new = gd(lambda v: problem.grad_y_f(x, v) / lam + problem.grad_y_g(x, v), y, step, steps).y
+    z_new = gd(lambda v: problem.grad_y_g(x, v), z, step, steps).y
+    return y_new, z_new
+
+
+@functools.lru_cache(maxsize=64)
+def _agd_steps_cached(L, mu):
+    """:func:`~bilevel_ref.linalg.agd.agd_steps` once per (L, μ) (constant within a run)."""
+    return agd_steps(L, mu)
+
+
+def penalty_iteration(problem, x, y, w, lam, steps, L_g=None, mu_g=None, L_f=None, tol=None, *, inner="agd",
+                      step=None, hessian=False, backend="numpy"):
+    """One penalty iteration's estimates: ``(y, w, G, H)``.
+
+    The inner loops (``inner="agd"``: :func:`penalty_inner_solve` with the
+    constants; ``"gd"``: :func:`penalty_inner_gd` with ``step``), then
+    G = :func:`penalty_gradient` at the new (y, w), then, with ``hessian``,
+    H = :func:`penalty_hessian` (else None), in this order.  Used by FSBA, LFSBA
+    (``hessian`` on refresh iterations), F2BA and AccF2BA.  ``backend="numba"``
+    runs all of it in one kernel (:func:`bilevel_ref._kernels.loops.penalty_step`),
+    same counts, iterates to rounding.
+    """
+    if backend == "numba":
+        from .._kernels import loops
+
+        if inner == "agd":
+            eta_y, theta_y = _agd_steps_cached(L_f + lam * L_g, lam * mu_g / 2)
+            eta_w, theta_w = _agd_steps_cached(L_g, mu_g)
+        else:
+            eta_y, theta_y, eta_w, theta_w = step, 0.0, step, 0.0
+        out = loops.penalty_step(problem, problem.compiled_oracles(), x, y, w, lam, steps, eta_y, theta_y,
+                                 eta_w, theta_w, tol if inner == "agd" else None, agd=inner == "agd",
+                                 hessian=hessian)
+        if out is not None:
+            return out
+    if inner == "agd":
+        y, w = penalty_inner_solve(problem, x, y, w, lam, steps, L_g, mu_g, L_f, tol=tol)
+    else:
+        y, w = penalty_inner_gd(problem, x, y, w, lam, step, steps)
+    G = penalty_gradient(problem, x, y, w, lam).d
+    return y, w, G, penalty_hessian(problem, x, y, w, lam) if hessian else None
 
 
 def cholesky_quadratic_form(B, D, what="D"):

@@ -30,7 +30,7 @@ import numpy as np
 
 from .._validation import check_int, check_positive
 
-__all__ = ["agd", "gd", "InnerResult", "agd_momentum"]
+__all__ = ["agd", "gd", "InnerResult", "agd_momentum", "agd_steps"]
 
 
 @dataclass(frozen=True)
@@ -65,24 +65,32 @@ def agd(grad, y0, L, mu, steps, tol=None):
     tol : float, optional
         Stop early, returning z_k, when ‖∇h(z_k)‖ <= tol.
     """
-    L = check_positive(L, "L")
-    mu = check_positive(mu, "mu")
-    if mu > L:
-        raise ValueError(f"mu must be <= L, got mu={mu}, L={L}")
+    eta, theta = agd_steps(L, mu)
     steps = check_int(steps, "steps", minimum=0)
-    eta, theta = 1.0 / L, agd_momentum(L, mu)
     y = np.array(y0, dtype=float)
     z = y.copy()
     gnorm = np.nan
     for k in range(steps):
         gz = grad(z)
-        gnorm = float(np.linalg.norm(gz))
-        if tol is not None and gnorm <= tol:
-            return InnerResult(z, k + 1, gnorm, True)
+        if tol is not None:  # a norm only when a tolerance asks for it
+            gnorm = float(np.linalg.norm(gz))
+            if gnorm <= tol:
+                return InnerResult(z, k + 1, gnorm, True)
         y_next = z - eta * gz
         z = y_next + theta * (y_next - y)
         y = y_next
+    if tol is None and steps:
+        gnorm = float(np.linalg.norm(gz))  # reported only: the last gradient's norm, once
     return InnerResult(y, steps, gnorm, tol is not None and gnorm <= tol)
+
+
+def agd_steps(L, mu):
+    """The step η = 1/L and momentum θ of :func:`agd`, after checking 0 < mu <= L."""
+    L = check_positive(L, "L")
+    mu = check_positive(mu, "mu")
+    if mu > L:
+        raise ValueError(f"mu must be <= L, got mu={mu}, L={L}")
+    return 1.0 / L, agd_momentum(L, mu)
 
 
 def gd(grad, y0, step, steps, tol=None):

@@ -59,6 +59,13 @@ ORACLE_KINDS = (
     "cross_f", "cross_g", "cross_t_f", "cross_t_g",
 )
 
+#: Oracles (and closed forms) whose compiled twins a bilevel family provides: a subclass
+#: overriding one of them in Python gets no compiled oracles (NumPy only).
+COMPILED_BILEVEL = ("grad_f", "grad_g", "hess_f", "hess_g", "grad_x_f", "grad_y_f", "grad_x_g", "grad_y_g",
+                    "hvp_yy_g", "cross_g", "y_star", "grad_phi", "hess_phi")
+#: The same for a minimax family.
+COMPILED_MINIMAX = ("grad_f", "hess_f", "grad_x_f", "grad_y_f", "grad_phi", "hess_phi")
+
 #: Closed-form quantities; never counted (they are the truth used for metrics).
 EXACT_ORACLES = ("y_star", "phi", "grad_phi", "hess_phi")
 
@@ -77,6 +84,18 @@ class _ProblemBase:
 
     dx: int
     dy: int
+
+    def __init_subclass__(cls, **kwargs):
+        # A class that overrides a whole gradient (grad_f, grad_g) but not its blocks gets the
+        # protocol's blocks, which call that gradient, not a parent's own block formula: the
+        # blocks must never bypass the override.
+        super().__init_subclass__(**kwargs)
+        for block, (gradient, _) in GRADIENT_BLOCKS.items():
+            if gradient in cls.__dict__ and block not in cls.__dict__:
+                for klass in cls.__mro__[1:]:
+                    if klass.__module__ == __name__ and block in klass.__dict__:
+                        setattr(cls, block, klass.__dict__[block])
+                        break
 
     # -- discovery ---------------------------------------------------------
     def _overrides(self, name):
@@ -113,6 +132,24 @@ class _ProblemBase:
         return NotImplementedError(
             f"problem {self.name!r} does not provide the oracle {oracle!r}"
         )
+
+    def compiled_oracles(self):
+        """Compiled (numba) oracles of this problem, or None (the default: NumPy only).
+
+        A problem opts into ``backend="numba"`` by returning a
+        :class:`bilevel_ref._kernels.oracles.CompiledOracles` (the convention
+        is documented there).  ``backend="auto"`` uses them when present.
+        """
+        return None
+
+    def _compiled_unless_overridden(self, family, names, build):
+        """``build()`` if ``type(self)`` inherits the oracles ``names`` from ``family``
+        unchanged, else None: a subclass that overrides an oracle in Python must not
+        be bypassed by the family's compiled twin of it."""
+        klass = type(self)
+        if any(getattr(klass, name, None) is not getattr(family, name, None) for name in names):
+            return None
+        return build()
 
     def constants(self):
         """Known bounds such as ``{"mu_g": ..., "L_g": ..., "L_f": ...}`` (may be empty).

@@ -71,7 +71,7 @@ import numpy as np
 import scipy.special as sps
 
 from .._validation import as_matrix, as_vector, check_choice, check_int, check_nonnegative, check_positive
-from .base import BilevelProblem, MinimaxProblem
+from .base import COMPILED_BILEVEL, COMPILED_MINIMAX, BilevelProblem, MinimaxProblem
 from .catalog import register_problem
 
 __all__ = [
@@ -84,6 +84,8 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # one-dimensional hard functions
 # ---------------------------------------------------------------------------
+_SCALARS = (float, int, np.floating, np.integer)  # take PiecewiseHermite's pure-Python scalar path
+
 class PiecewiseHermite:
     r"""C² piecewise-quartic function with prescribed nodes, values and slopes, f'' = 0 at nodes.
 
@@ -137,16 +139,37 @@ class PiecewiseHermite:
         return np.where(x < self.nodes[0], left, np.where(x > self.nodes[-1], right, inside))
 
     def deriv(self, x):
-        """f'(x) (vectorised)."""
+        """f'(x) (vectorised; a float for a scalar x)."""
+        if isinstance(x, _SCALARS):
+            k, t = self._locate_scalar(x)
+            tc = min(max(t, 0.0), 1.0)
+            gk, jump, _ = self._piece_data[k]
+            return gk + jump * (3 * (tc * tc) - 2 * float(np.power(tc, 3)))  # numpy's pow, as for arrays
         _, k, t = self._locate(x)
         tc = np.clip(t, 0.0, 1.0)
         return self.slopes[k] + self.jumps[k] * (3 * tc**2 - 2 * tc**3)
 
     def deriv2(self, x):
-        """f''(x) (vectorised; 0 outside the nodes)."""
+        """f''(x) (vectorised, a float for a scalar x; 0 outside the nodes)."""
+        if isinstance(x, _SCALARS):
+            k, t = self._locate_scalar(x)
+            _, jump, step = self._piece_data[k]
+            return jump * 6 * t * (1 - t) / step if 0 <= t <= 1 else 0.0
         _, k, t = self._locate(x)
         inside = (t >= 0) & (t <= 1)
         return np.where(inside, self.jumps[k] * 6 * t * (1 - t) / self.steps[k], 0.0)
+
+    def _scalar_tables(self):
+        if self._node_list is None:
+            self._node_list = self.nodes.tolist()
+            self._piece_data = list(zip(self.slopes[:-1].tolist(), self.jumps.tolist(), self.steps.tolist()))
+
+    def _locate_scalar(self, x):
+        """``_locate`` for one float in pure Python: (piece k, t) with the same clamping of k."""
+        self._scalar_tables()
+        x = float(x)
+        k = min(max(bisect.bisect_right(self._node_list, x) - 1, 0), len(self._piece_data) - 1)
+        return k, (x - self._node_list[k]) / self._piece_data[k][2]
 
     def deriv3(self, x):
         """f'''(x) (vectorised, one-sided at nodes; 0 outside)."""
@@ -156,9 +179,7 @@ class PiecewiseHermite:
 
     def derivs_scalar(self, x):
         """``(f'(x), f''(x))`` for one float, in pure Python (fast scalar loops of the drivers)."""
-        if self._node_list is None:
-            self._node_list = self.nodes.tolist()
-            self._piece_data = list(zip(self.slopes[:-1].tolist(), self.jumps.tolist(), self.steps.tolist()))
+        self._scalar_tables()
         k = bisect.bisect_right(self._node_list, x) - 1
         if k < 0:
             return self._piece_data[0][0], 0.0
@@ -405,13 +426,13 @@ class SeparableUpper:
         return float(self.h1.value(x[0])) + 0.5 * self.c * float(x[1:] @ x[1:])
 
     def grad(self, x):
-        out = self.c * np.asarray(x, dtype=float).copy()
-        out[0] = float(self.h1.deriv(x[0]))
+        out = self.c * np.asarray(x, dtype=float)
+        out[0] = self.h1.deriv(float(x[0]))
         return out
 
     def hess(self, x):
         out = self.c * np.eye(self.dx)
-        out[0, 0] = float(self.h1.deriv2(x[0]))
+        out[0, 0] = self.h1.deriv2(float(x[0]))
         return out
 
 
@@ -478,6 +499,29 @@ class ShiftLiftedBilevel(BilevelProblem):
     def grad_g(self, x, y, batch=None):
         ae = self.A @ self._e(x, y)
         return -self.K.T @ ae, ae
+
+    # one block at the cost of one (the same expressions as grad_f / grad_g)
+    def grad_x_f(self, x, y, batch=None):
+        return self.upper.grad(x) - self.K.T @ (self.a + np.tanh(self._e(x, y)))
+
+    def grad_y_f(self, x, y, batch=None):
+        return self.a + np.tanh(self._e(x, y))
+
+    def grad_x_g(self, x, y, batch=None):
+        return -self.K.T @ (self.A @ self._e(x, y))
+
+    def grad_y_g(self, x, y, batch=None):
+        return self.A @ self._e(x, y)
+
+    def compiled_oracles(self):
+        """numba oracles (:mod:`bilevel_ref._kernels.problems`) for a piecewise-Hermite or chain
+        upper level, unless a subclass overrides an oracle; else None."""
+        def build():
+            from .._kernels.problems import build_shift_lifted
+
+            return build_shift_lifted(self)
+
+        return self._compiled_unless_overridden(ShiftLiftedBilevel, COMPILED_BILEVEL, build)
 
     def hess_f(self, x, y, batch=None):
         d2psi = 1.0 / np.cosh(self._e(x, y)) ** 2
@@ -546,6 +590,22 @@ class LiftedMinimax(MinimaxProblem):
 
     def hess_f(self, x, y, batch=None):
         return self.upper.hess(x), np.zeros((self.dx, self.dy)), -self.mu * np.eye(self.dy)
+
+    def grad_x_f(self, x, y, batch=None):
+        return self.upper.grad(x)
+
+    def grad_y_f(self, x, y, batch=None):
+        return -self.mu * np.asarray(y, dtype=float)
+
+    def compiled_oracles(self):
+        """numba oracles (:mod:`bilevel_ref._kernels.problems`) for a piecewise-Hermite upper level,
+        unless a subclass overrides an oracle; else None."""
+        def build():
+            from .._kernels.problems import build_lifted_minimax
+
+            return build_lifted_minimax(self)
+
+        return self._compiled_unless_overridden(LiftedMinimax, COMPILED_MINIMAX, build)
 
     def constants(self):
         # f(x, ·) is μ-strongly concave and μ-smooth; ℓ bounds the whole Hessian of f

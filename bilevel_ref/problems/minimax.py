@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_matrix, check_choice, check_int, check_positive
-from .base import MinimaxProblem
+from .base import COMPILED_MINIMAX, MinimaxProblem
 from .catalog import register_problem
 
 __all__ = ["DoubleWellMinimax", "make_nc_sc_minimax"]
@@ -64,6 +64,21 @@ class DoubleWellMinimax(MinimaxProblem):
 
     def hess_f(self, x, y, batch=None):
         return np.diag(3 * x**2 - 1), self.B.copy(), -self.mu * np.eye(self.dy)
+
+    def grad_x_f(self, x, y, batch=None):
+        return x**3 - x + self.B @ y
+
+    def grad_y_f(self, x, y, batch=None):
+        return self.B.T @ x - self.mu * y
+
+    def compiled_oracles(self):
+        """numba oracles (:mod:`bilevel_ref._kernels.problems`), unless a subclass overrides an oracle."""
+        def build():
+            from .._kernels.problems import build_double_well
+
+            return build_double_well(self)
+
+        return self._compiled_unless_overridden(DoubleWellMinimax, COMPILED_MINIMAX, build)
 
     def hvp_xx_f(self, x, y, u, batch=None):
         return (3 * x**2 - 1) * u

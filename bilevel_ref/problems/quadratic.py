@@ -34,7 +34,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .._validation import as_matrix, as_vector, check_choice, check_int, check_positive
-from .base import BilevelProblem, MinimaxProblem
+from .base import COMPILED_BILEVEL, COMPILED_MINIMAX, BilevelProblem, MinimaxProblem
 
 __all__ = [
     "QuadraticBilevel", "make_quadratic", "quadratic_bilevel",
@@ -120,6 +120,28 @@ class QuadraticBilevel(BilevelProblem):
 
     def grad_g(self, x, y, batch=None):
         return self.C.T @ y + self.E @ x + self.b, self.A @ y + self.C @ x + self.a
+
+    # one block at the cost of one (the same expressions as grad_f / grad_g)
+    def grad_x_f(self, x, y, batch=None):
+        return self.P @ x + self.R @ y + self.p
+
+    def grad_y_f(self, x, y, batch=None):
+        return self.R.T @ x + self.S @ y + self.q
+
+    def grad_x_g(self, x, y, batch=None):
+        return self.C.T @ y + self.E @ x + self.b
+
+    def grad_y_g(self, x, y, batch=None):
+        return self.A @ y + self.C @ x + self.a
+
+    def compiled_oracles(self):
+        """numba oracles (:mod:`bilevel_ref._kernels.problems`), unless a subclass overrides an oracle."""
+        def build():
+            from .._kernels.problems import build_quadratic
+
+            return build_quadratic(self)
+
+        return self._compiled_unless_overridden(QuadraticBilevel, COMPILED_BILEVEL, build)
 
     def hess_f(self, x, y, batch=None):
         return self.P.copy(), self.R.copy(), self.S.copy()
@@ -301,6 +323,27 @@ class QuarticQuadraticBilevel(BilevelProblem):
     def grad_g(self, x, y, batch=None):
         return -self.C.T @ y, self.A @ y - self.C @ x
 
+    def grad_x_f(self, x, y, batch=None):
+        return x**3 - x
+
+    def grad_y_f(self, x, y, batch=None):
+        return y - self.c
+
+    def grad_x_g(self, x, y, batch=None):
+        return -self.C.T @ y
+
+    def grad_y_g(self, x, y, batch=None):
+        return self.A @ y - self.C @ x
+
+    def compiled_oracles(self):
+        """numba oracles (:mod:`bilevel_ref._kernels.problems`), unless a subclass overrides an oracle."""
+        def build():
+            from .._kernels.problems import build_quartic_quadratic
+
+            return build_quartic_quadratic(self)
+
+        return self._compiled_unless_overridden(QuarticQuadraticBilevel, COMPILED_BILEVEL, build)
+
     def hess_f(self, x, y, batch=None):
         return np.diag(3 * x**2 - 1), np.zeros((self.dx, self.dy)), np.eye(self.dy)
 
@@ -433,6 +476,15 @@ class QuadraticMinimax(MinimaxProblem):
 
     def hess_f(self, x, y, batch=None):
         return self.P.copy(), self.B.copy(), -self.D
+
+    def compiled_oracles(self):
+        """numba oracles (:mod:`bilevel_ref._kernels.problems`), unless a subclass overrides an oracle."""
+        def build():
+            from .._kernels.problems import build_quadratic_minimax
+
+            return build_quadratic_minimax(self)
+
+        return self._compiled_unless_overridden(QuadraticMinimax, COMPILED_MINIMAX, build)
 
     def constants(self):
         return {"mu_y": self.mu, "L_y": self.L_y}

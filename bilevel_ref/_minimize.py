@@ -76,6 +76,22 @@ def _certify(solver, target, message):
                                  "inner accuracy: lam, inner_steps, linsys_steps)")
 
 
+def _with_notes(solver, status, message):
+    """``message`` followed by the solver's notes on reaching ``tol`` and, for a run whose
+    stopping test was met on a biased estimate, the bias bound of the user's explicit
+    settings (counted oracle calls at the final x)."""
+    notes = list(solver.notes)
+    if status == Status.BIASED:
+        try:
+            with np.errstate(all="ignore"):
+                note = solver.bias_note()
+        except (BudgetExhausted, NonFiniteError, np.linalg.LinAlgError, ValueError) as exc:
+            note = f"the bias bound of the explicit settings could not be computed ({exc})"
+        if note:
+            notes.append(note)
+    return "; ".join([message] + notes)
+
+
 def minimize(problem, method, x0, seed=0, options=None, callback=None):
     """Minimise the hyper-objective of ``problem`` with ``method``.
 
@@ -92,8 +108,9 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
         same inputs ⇒ bit-identical result (wall times aside).
     options : dict, optional
         Method options; see :func:`show_options`. Common to all methods:
-        ``maxiter``, ``gtol``, ``budget``, ``history_every``, ``y0``,
-        ``record_exact``, ``progress``.
+        ``tol`` (default 1e-6, the target ‖∇φ‖ from which the parameters left at None
+        are derived), ``maxiter``, ``gtol`` (default: ``tol`` for deterministic runs),
+        ``budget``, ``history_every``, ``y0``, ``record_exact``, ``progress``.
     callback : callable, optional
         ``callback(intermediate_result)`` after every iteration, the last one
         included, before the stopping tests, with an
@@ -149,12 +166,14 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
     counter = OracleCounter(problem, opts.budget)
     counter.constants()  # a misspelt or invalid key is an error before any work
     setup_stop = None
+    given = dict(opts)  # as validated; the solver fills the parameters left at None into opts
     try:
         solver = cls(counter, x0, y0, rng, opts)
     except (BudgetExhausted, NonFiniteError) as exc:
         # setup may call oracles (counted constant estimates): stop cleanly at x0
         solver = Solver.__new__(cls)
         solver.x, solver.y, solver.min_eig, solver.constants_used = x0, y0, None, {}
+        solver.derived, solver.notes = {}, []
         budget = isinstance(exc, BudgetExhausted)
         setup_stop = (Status.BUDGET if budget else Status.NONFINITE, f"during setup: {exc}")
     exact_names = cls.exact_metrics if opts.record_exact else ()
@@ -240,6 +259,7 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
         certified, status, message = _certify(solver, target, message)
     if status == Status.MAXITER and opts.gtol == 0 and not cls.stopping_rule:
         status, message = Status.COMPLETED, Status.COMPLETED.message
+    message = _with_notes(solver, status, message)
     if history["nit"][-1] != nit:
         history.record(nit, elapsed, counter.snapshot(),
                        _exact_metrics(problem, solver.x, exact_names))
@@ -261,5 +281,5 @@ def minimize(problem, method, x0, seed=0, options=None, callback=None):
         # With gtol = 0 (stochastic methods) running to maxiter is the intended stop.
         success=status == Status.CONVERGED,
         status=int(status), message=message, method=cls.name,
-        options={k: v for k, v in opts.items()}, seed=int(seed),
+        options=given, derived=dict(solver.derived), seed=int(seed),
     )

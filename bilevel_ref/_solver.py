@@ -53,13 +53,20 @@ class Solver:
     #: option names this method used before 0.1.0 -> the new name (error message only)
     renamed: dict = {}
     default_maxiter = 100
-    default_gtol = 1e-9
+    #: default of ``gtol``: None means ``tol``; ``"deterministic"`` means ``tol`` when
+    #: ``batch_size`` is None and 0 (no test) otherwise; a number is that number
+    default_gtol = None
     #: closed-form metrics recorded each iteration when the problem has them
     exact_metrics = ("phi", "grad_norm")
 
     #: options of every method (``maxiter`` and ``gtol`` are added per class
     #: from ``default_maxiter`` / ``default_gtol``)
     common_options = {
+        "tol": Option.real(
+            1e-6, "Target accuracy: ‖∇φ(x)‖ <= tol (‖∇P‖ for minimax) is what success certifies. "
+            "The parameters a method leaves at None (penalty λ, ITD's T, F2SA-p's ν, inner steps, "
+            "step_x, gtol, eps, ...) are derived from tol and the problem's constants (see each "
+            "method's docstring); explicit options win.", low=0.0),
         "budget": Option.any(
             None, "Maximum oracle calls by kind, e.g. {'grad_g': 1000, 'total': 5000}; "
             "reaching it stops the run with success=False.", _check_budget_option),
@@ -82,7 +89,24 @@ class Solver:
         self.constants_used = {}
         #: spectra of Hessian operators estimated for constants, shared by their keys
         self._spectra = {}
+        #: parameters derived from ``tol`` (name -> value), reported in ``res.derived``
+        self.derived = {}
+        #: sentences about reaching ``tol`` (appended to the result's message)
+        self.notes = []
         self.setup()
+
+    def derive(self, name, value):
+        """Set option ``name`` (left at None by the user) to ``value`` derived from ``tol``,
+        record it for ``res.derived`` and return it."""
+        self.derived[name] = value
+        self.opts[name] = value
+        return value
+
+    def bias_note(self):
+        """A sentence bounding the bias of a user's explicit setting when it keeps the
+        estimate more than tol/2 from ∇φ, else None (override; called after a run whose
+        stopping test was met on a biased estimate; its oracle calls are counted)."""
+        return None
 
     def constant(self, key):
         """Constant ``key`` by the library's one policy (:mod:`bilevel_ref.constants`):
@@ -122,9 +146,9 @@ class Solver:
             spec.update(klass.__dict__.get("options", {}))
         spec["maxiter"] = Option.integer(cls.default_maxiter, "Maximum outer iterations.", low=0)
         spec["gtol"] = Option.real(
-            cls.default_gtol,
-            "Stop when the norm of the method's hypergradient estimate is <= gtol (0: never).",
-            low=0.0, strict=False)
+            None, "Stop when the norm of the method's hypergradient estimate is <= gtol/2, then "
+            "certify ‖∇φ‖ <= gtol (0: never; default: " + _gtol_default_doc(cls.default_gtol) + ").",
+            low=0.0, strict=False, allow_none=True)
         return spec
 
     @classmethod
@@ -155,12 +179,34 @@ class Solver:
             )
         values = {name: opt.validate(name, options[name]) if name in options else opt.default
                   for name, opt in spec.items()}
+        if values["gtol"] is None:
+            values["gtol"] = cls.gtol_default(values)
+        if "eps" in values and values["eps"] is None:
+            values["eps"] = values["tol"]  # the cubic methods' own rule targets tol
         cls.check_options(values)
         return _Options(values)
 
     @classmethod
+    def gtol_default(cls, values):
+        """``gtol`` when the user gives none: ``tol`` (deterministic runs) or 0 (see
+        :attr:`default_gtol`)."""
+        if cls.default_gtol is None:
+            return values["tol"]
+        if cls.default_gtol == "deterministic":
+            return values["tol"] if values.get("batch_size") is None else 0.0
+        return float(cls.default_gtol)
+
+    @classmethod
     def check_options(cls, values):
         """Cross-option checks (override; raise ValueError naming the option)."""
+
+
+def _gtol_default_doc(default):
+    if default is None:
+        return "tol"
+    if default == "deterministic":
+        return "tol with batch_size=None, else 0"
+    return f"{default:g}"
 
 
 class _Options(dict):

@@ -5,6 +5,8 @@ exists, so the same quantity has the same name everywhere; the paper's symbol
 goes into the option's doc text.
 
 =================  ==========================================================
+``tol``            target accuracy ‖∇φ(x)‖ ≤ tol (all methods); the parameters
+                   left at None are derived from it
 ``step_x``         upper-level (x) step size
 ``step_y``         lower-level (y) step size
 ``step_v``         step of the linear-system variable v ≈ [∇²_yy g]⁻¹∇_y f
@@ -14,6 +16,7 @@ goes into the option's doc text.
 ``period``         lazy refresh period (Hessian reuse, second-order refresh)
 ``momentum``       momentum weight (0: none)
 ``schedule``       step-size schedule (``'constant'`` or ``'sqrt'``)
+``backend``        where the hot loops run (``'numpy'``, ``'numba'``, ``'auto'``)
 =================  ==========================================================
 
 Options renamed in 0.1.0 raise :class:`~bilevel_ref.exceptions.OptionError`
@@ -28,7 +31,7 @@ import numpy as np
 from ._validation import as_vector, check_int
 
 __all__ = ["Option", "RENAMED", "step_x", "step_y", "step_v", "inner_steps", "linsys_steps",
-           "linsys_rtol", "period", "momentum", "schedule", "constant", "VOCABULARY"]
+           "linsys_rtol", "period", "momentum", "schedule", "backend", "constant", "VOCABULARY"]
 
 
 class Option:
@@ -189,6 +192,15 @@ def schedule(default="constant"):
                          "by 1/sqrt(t+1) (benchopt's c/(t+1)^(1/2)).")
 
 
+def backend(default="auto"):
+    """Where a method's hot loops run: ``"numpy"`` (the reference), ``"numba"`` or ``"auto"``."""
+    return Option.choice(default, ("auto", "numpy", "numba"),
+                         "Where the hot loops run: 'numpy' (the reference), 'numba' (compiled kernels over "
+                         "the problem's compiled oracles, bilevel_ref._kernels.oracles; same counts and "
+                         "iterates to rounding; a ValueError if the problem has none) or 'auto' (numba "
+                         "when the problem provides compiled oracles, else numpy).")
+
+
 def constant(key):
     """Option overriding the problem constant ``key`` (see :mod:`bilevel_ref.constants`)."""
     from .constants import CONSTANT_KEYS
@@ -200,6 +212,7 @@ def constant(key):
 
 #: The vocabulary: option name -> what it means (for docs and ``compare``).
 VOCABULARY = {
+    "tol": "target accuracy ‖∇φ‖ ≤ tol; parameters left at None are derived from it",
     "step_x": "upper-level (x) step size",
     "step_y": "lower-level (y) step size",
     "step_v": "step of the linear-system variable v",
@@ -209,6 +222,7 @@ VOCABULARY = {
     "period": "lazy refresh period",
     "momentum": "momentum weight (0: none)",
     "schedule": "step-size schedule",
+    "backend": "where the hot loops run (numpy, numba, auto)",
 }
 
 #: Old option names of 0.1.0.dev0 that mean the same thing in every method that had them.

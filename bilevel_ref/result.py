@@ -90,6 +90,9 @@ class BilevelResult(OptimizeResult):
     message : str
     method, options, seed
         What was run (options after validation, with defaults filled in).
+    derived : dict
+        Parameters the method derived from ``tol`` because they were left at None
+        (e.g. ``lam``, ``inner_steps``, ``step_x``); ``options`` holds them as None.
     constants, constant_sources : dict
         Problem constants the method used and where each came from
         (``"option"``, ``"problem"`` or ``"estimate"``; see :mod:`bilevel_ref.constants`).

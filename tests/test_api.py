@@ -13,7 +13,8 @@ def problem():
 
 def test_aid_reaches_exact_stationarity(problem):
     for inner in ("cg", "neumann"):
-        res = br.minimize(problem, "aid", np.zeros(6), options={"inner": inner, "maxiter": 3000})
+        res = br.minimize(problem, "aid", np.zeros(6), options={"inner": inner, "maxiter": 3000,
+                                                                  "tol": 1e-9})
         assert res.success, res.message
         assert res.status == 0
         # truth: the closed-form gradient and the closed-form minimiser of the convex φ

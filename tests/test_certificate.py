@@ -27,17 +27,23 @@ def test_success_implies_the_exact_gradient_meets_the_tolerance(method):
             assert res.grad_norm_certified == pytest.approx(exact, rel=1e-5, abs=1e-11)
 
 
-@pytest.mark.parametrize("method", ["itd", "fsba", "lfsba", "ifsba"])
+# the pre-tol defaults (T = 10, λ = 100, c' = 1), now explicit: bias-limited settings
+BIASED_SETTINGS = {"itd": {"inner_steps": 10}, "fsba": {"lam": 100.0}, "lfsba": {"lam": 100.0},
+                   "ifsba": {"lam": 100.0, "c_prime": 1.0}}
+
+
+@pytest.mark.parametrize("method", sorted(BIASED_SETTINGS))
 def test_biased_stops_on_the_readme_problem_are_not_successes(method):
-    res = br.minimize(README, method, np.zeros(10))
+    res = br.minimize(README, method, np.zeros(10), options=BIASED_SETTINGS[method])
     assert res.status == br.Status.BIASED and not res.success
     assert "certified" in res.message and "biased" in res.message
+    assert "bias bound" in res.message and "limits the accuracy" in res.message
     assert res.grad_norm_certified == pytest.approx(res.grad_norm, rel=1e-6)
     assert res.grad_norm_certified > 1e-3
 
 
 def test_aid_success_is_certified_and_true():
-    res = br.minimize(README, "aid", np.zeros(10))
+    res = br.minimize(README, "aid", np.zeros(10), options={"tol": 1e-9})
     assert res.success and res.status == br.Status.CONVERGED
     assert res.grad_norm <= 1e-9 and res.grad_norm_certified <= 1e-9
     assert "certified" in res.message

@@ -17,7 +17,8 @@ def test_list(capsys):
 
 
 def test_run_quadratic_aid_reaches_1e_8(capsys):
-    assert main(["run", "--problem", "quadratic", "--method", "aid", "--no-progress"]) == 0
+    assert main(["run", "--problem", "quadratic", "--method", "aid", "--option", "tol=1e-9",
+                 "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "grad_norm" in out and "success (converged)" in out
     final = float(out.split("‖∇φ‖ = ")[1].split()[0])

@@ -52,8 +52,10 @@ def test_hyper_cleaning_run_respects_budget_and_skips_unknown(tmp_path, capsys):
 
 
 def test_quadratic_records_closed_form_gradient_norm(tmp_path):
+    # f2ba's pre-tol K = 10 explicit: its tol-derived K (⌈κ ln(λκ)⌉ = 93 at compare's λ = 1000)
+    # would spend the budget of 600 in a few iterations
     rc, rec, _ = _run(tmp_path, "--problem", "quadratic", "--methods", "aid,f2ba", "--budget", "600",
-                      "--no-plot")
+                      "--option", "f2ba:inner_steps=10", "--no-plot")
     assert rc == 0 and rec["plot_metrics"] == ["grad_norm"]
     problem, x0 = build_problem("quadratic", seed=0)
     truth0 = np.linalg.norm(problem.grad_phi(x0))

@@ -33,8 +33,9 @@ def per_iteration(res, kind):
 # ---------------------------------------------------------------------------
 DETERMINISTIC_RUNS = {
     # method: (options, total oracle budget)
-    "f2ba": ({"lam": 1e7, "step_x": 1.0, "maxiter": 400}, 20_000),
-    "f2sa_p": ({"p": 4, "nu": 1e-3, "normalize": False, "step_x": 1.0, "maxiter": 300}, 30_000),
+    "f2ba": ({"lam": 1e7, "inner_steps": 10, "step_x": 1.0, "maxiter": 400}, 20_000),
+    "f2sa_p": ({"p": 4, "nu": 1e-3, "inner_steps": 10, "normalize": False, "step_x": 1.0, "maxiter": 300},
+               30_000),
     "aid": ({"maxiter": 400}, 8_000),
     "itd": ({"inner_steps": 150, "warm_start": True, "maxiter": 400}, 200_000),
 }
@@ -50,7 +51,8 @@ def test_deterministic_convergence_within_budget(quad, method):
 
 
 def test_f2sa_p_normalised_steps_have_length_step_x(quad):
-    res = br.minimize(quad, "f2sa_p", np.zeros(quad.dx), options={"maxiter": 1, "step_x": 0.3})
+    res = br.minimize(quad, "f2sa_p", np.zeros(quad.dx), options={"maxiter": 1, "step_x": 0.3,
+                                                                   "normalize": True})
     assert np.linalg.norm(res.x) == pytest.approx(0.3 * res.grad_norm_est / (res.grad_norm_est + 1e-6),
                                                   rel=1e-12)
 
@@ -136,7 +138,9 @@ def test_f2sa_and_f2ba_counts(quad, logistic):
 # ---------------------------------------------------------------------------
 # stochastic plumbing and determinism
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("method,options", [("f2sa_p", {"p": 3}), ("f2sa", {})])
+# f2sa_p: the stochastic mode's defaults, explicit (deterministic mode derives its own from tol)
+@pytest.mark.parametrize("method,options", [("f2sa_p", {"p": 3, "nu": 0.1, "inner_steps": 10, "normalize": True,
+                                                        "step_x": 0.1}), ("f2sa", {})])
 def test_full_batch_equals_deterministic(logistic, method, options):
     x0 = np.zeros(logistic.dx)
     det = br.minimize(logistic, method, x0, options={**options, "maxiter": 15})

@@ -59,6 +59,7 @@ def test_run_json(capsys):
 def test_compare_json(tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["compare", "--problem", "quadratic", "--methods", "aid,f2ba", "--option", "f2ba:step_x=1e100",
+               "--option", "f2ba:inner_steps=10",  # the pre-tol K: diverges within the budget
                "--budget", "200", "--no-plot", "--no-progress", "--out", str(out)])
     assert rc == 1  # f2ba diverges
     record = strict((out / "compare-quadratic-seed0.json").read_text())

@@ -155,7 +155,8 @@ def test_ifsba_counts_gd_branch(quartic):
     k, Kc = 3, 5
     res = br.minimize(quartic, "ifsba", np.zeros(quartic.dx),
                       options={"lam": 10.0, "L": 3.0, "L_f": 1.0, "maxiter": 1, "inner_steps": 2,
-                               "cubic_steps": Kc, "linsys_steps": k, "linsys_rtol": 0.0})
+                               "cubic_steps": Kc, "linsys_steps": k, "linsys_rtol": 0.0,
+                               "c_prime": 1.0})  # 5 steps leave the saddle x = 0 only with c' = 1
     calls, P = res.oracle_calls, Kc + 1
     assert res.history["hvp_products"][-1] == P
     assert calls["hvp_xx_f"] == P and calls["cross_g"] == 2 * P
@@ -326,7 +327,8 @@ def test_mu_g_required_without_constants(quartic):
 
     prob = NoConstants(quartic.A, quartic.C)
     # not reported: μ_g, L_g from one counted spectrum of ∇²_yy g (dy products), L_f from ∇²_yy f
-    res = br.minimize(prob, "fsba", np.zeros(prob.dx), options={"maxiter": 1})
+    # explicit lam: the default is derived from tol with a measured C_lam (tests/test_tol_defaults.py)
+    res = br.minimize(prob, "fsba", np.zeros(prob.dx), options={"maxiter": 1, "lam": 100.0})
     assert res.constant_sources == {"mu_g": "estimate", "L_g": "estimate", "L_f": "estimate"}
     assert res.constants["mu_g"] == pytest.approx(quartic.mu_g)
     assert res.history["calls:hvp_yy_g"][0] == prob.dy and res.history["calls:hvp_yy_f"][0] == prob.dy

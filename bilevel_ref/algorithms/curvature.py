@@ -45,6 +45,15 @@ size β on y before the first iteration (Newton's local region),
 ``share_hessian_batch``, and ``schedule="sqrt"`` damping the y, u and x steps by
 :math:`1/\sqrt{k+1}` (:math:`y \leftarrow y - s_k v`, ...).
 
+**Defaults from** ``tol`` (deterministic mode, :mod:`bilevel_ref.algorithms._tol`): the
+run stops when :math:`\|d_k\| \le tol/2` (``gtol = tol``) and the certificate checks
+:math:`\|\nabla\varphi(x)\| \le tol`.  The fixed point of the iteration is exact
+(:math:`y = y^*`, :math:`u = H^{-1}\nabla_y f`), so no parameter trades bias for tol;
+:math:`T = \lceil\kappa\rceil` (GD) or :math:`\lceil\sqrt\kappa\ln(4\sqrt\kappa)\rceil` (CG),
+the theory's Θ(κ) / O(√κ log κ) inner steps (Dong et al. 2025, convergence theorem of
+NBO-GD / NBO-CG: T = O(κ) GD steps or O(√κ log κ) CG steps), and :math:`\alpha = 1/L_\varphi`.  Stochastic mode keeps
+T = 1 (GD) / 5 (CG), α = 0.01 and gtol = 0.
+
 References
 ----------
 Y. Dong, J. Yang, W. Yao, J. Zhang, "Efficient curvature-aware hypergradient
@@ -52,6 +61,8 @@ approximation for bilevel optimization", ICML 2025 (PMLR 267:14231–14259),
 arXiv 2505.02101.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -61,6 +72,7 @@ from ..options import Option
 from ..linalg.agd import gd
 from ..linalg.cg import cg
 from ._common import MinibatchSolver
+from . import _tol
 
 __all__ = ["NBO"]
 
@@ -76,13 +88,14 @@ class NBO(MinibatchSolver):
     aliases = ("nsbo",)
     requires = ("grad_f", "grad_g", "hvp_yy_g", "cross_g")
     default_maxiter = 1000
-    default_gtol = 0.0
+    default_gtol = "deterministic"
     options = {
         "inner": Option.choice("gd", ("gd", "cg"), "Inner solver of the two shared-H systems."),
         "linsys_steps": vocab.linsys_steps(
-            None, "T", "GD steps after step 0 (T + 1 in all) or CG iterations per system; default 1 "
-            "for gd, 5 for cg; theory Θ(κ) / O(√κ log κ)"),
-        "step_x": vocab.step_x(0.01, "α"),
+            None, "T", "GD steps after step 0 (T + 1 in all) or CG iterations per system; default "
+            "(deterministic) ⌈κ⌉ for gd, ⌈√κ·ln(4√κ)⌉ for cg, the theory's Θ(κ) / O(√κ log κ); "
+            "(stochastic) 1 for gd, 5 for cg"),
+        "step_x": vocab.step_x(None, "α", "default 1/L_phi (deterministic), 0.01 (stochastic)"),
         "step_v": vocab.step_v(None, "β", "GD step of the two inner systems and of the warm-up on y; "
                                "default 1/L_g"),
         "eval_at": Option.choice("new", ("new", "old"),
@@ -94,13 +107,28 @@ class NBO(MinibatchSolver):
                                                     "(stochastic mode); False draws a fresh one for w."),
         "schedule": vocab.schedule("constant"),
         "L_g": vocab.constant("L_g"),
+        "mu_g": vocab.constant("mu_g"),
     }
 
     renamed = {"T": "linsys_steps", "beta": "step_v"}
 
     def setup(self):
         o = self.opts
-        self.T = _DEFAULT_T[o.inner] if o.linsys_steps is None else o.linsys_steps
+        det = o.batch_size is None
+        if o.linsys_steps is None:
+            if det:
+                k = _tol.kappa(self)
+                self.derive("linsys_steps", _tol.ceil(k) if o.inner == "gd"
+                            else _tol.ceil(math.sqrt(k) * math.log(4 * math.sqrt(k))))
+            else:
+                self.derive("linsys_steps", _DEFAULT_T[o.inner])
+        if o.step_x is None:
+            if det:
+                _tol.step_from_L_phi(self, 0.01)
+            else:
+                self.derive("step_x", 0.01)
+                self.notes.append("stochastic mode: no stopping test (gtol = 0), so tol is not certified")
+        self.T = o.linsys_steps
         self.beta = o.step_v if o.step_v is not None else 1.0 / self.constant("L_g")
         self.decay = 0.5 if o.schedule == "sqrt" else 0.0
         self.u = np.zeros(self.problem.dy)  # u_0 = 0 (inferred)
@@ -123,7 +151,7 @@ class NBO(MinibatchSolver):
         x, u = self.x, self.u
         if k == 0 and o.warmup_steps:
             # bring y_0 into Newton's local region
-            self.y = gd(lambda q: p.grad_g(x, q, batch=self.draw("lower"))[1], self.y, self.beta,
+            self.y = gd(lambda q: p.grad_y_g(x, q, batch=self.draw("lower")), self.y, self.beta,
                         o.warmup_steps).y
         y = self.y
         batch_g, batch_f = self.draw("lower"), self.draw("upper")
@@ -134,7 +162,7 @@ class NBO(MinibatchSolver):
         if o.eval_at == "old" and shared:
             b_v, hu, ju = p.fused_g(x, y, u, batch=batch_g)                # SOBA's fused call
         else:
-            b_v = p.grad_g(x, y, batch=batch_g)[1]
+            b_v = p.grad_y_g(x, y, batch=batch_g)
             hu = p.hvp_yy_g(x, y, u, batch=batch_w)
         b_w = hu - gy_f
         v, w = self.solve_shared(x, y, b_v, b_w, batch_g, batch_w)

@@ -56,6 +56,43 @@ restarts, in the reference code's (PyTorch SGD) form with momentum θ:
 
 Same counts as F2BA.
 
+**Defaults from** ``tol`` (deterministic runs; :mod:`bilevel_ref.algorithms._tol`).  The run
+stops when :math:`\|\Phi_t\| \le tol/2`; the parameters left at None bound the estimator's
+bias by :math:`tol/4`:
+
+* F2BA / AccF2BA: :math:`\|\nabla L^*_\lambda(x) - \nabla\varphi(x)\| \le C_\lambda/\lambda`
+  for :math:`\lambda \ge 2L_f/\mu_g` (Kwon et al. 2023, Lemma 3.1; Chen, Ma, Zhang 2023,
+  Lemma 4.1, whose :math:`\lambda \asymp \ell\kappa^3/\epsilon` this makes concrete), so
+  :math:`\lambda = \max(2L_f/\mu_g,\ C_\lambda/(tol/4))`, capped at 1e9 (float64
+  cancellation in :math:`\lambda(\nabla_x g(y) - \nabla_x g(z))`; the message says when
+  the cap binds).  :math:`C_\lambda` is measured at :math:`x_0` (``res.constants['C_lam']``).
+  Inner steps :math:`K = \lceil\kappa\ln(\lambda\kappa)\rceil` (GD) or
+  :math:`\lceil\sqrt{2\kappa}\ln(\lambda\kappa)\rceil` (AGD; :math:`f + \lambda g` has
+  condition number ≈ 2κ): the warm-started inner error contracts by
+  :math:`(1 - 1/\kappa)^K` and enters :math:`\Phi` amplified by ≈ λκ (Chen, Ma, Zhang
+  2023, Thm 4.1: :math:`K = O(\kappa\log(\ell\kappa/\epsilon))`, AGD
+  :math:`O(\sqrt\kappa\log(\ell\kappa/\epsilon))`).  Outer step :math:`\eta = 1/L_\varphi`
+  (the paper's :math:`\eta \asymp 1/(\ell\kappa^3)` is the order of :math:`1/L_\varphi`).
+* F2SA-p (deterministic mode): bias :math:`\|\Phi_\nu - \nabla\varphi\| \le C_\nu\nu^p`
+  (Chen, Li, Chayti, Zhang 2026, Lemma 3.1), so
+  :math:`\nu = \min(\nu_{\max}, (tol/(4C_\nu))^{1/p})` with
+  :math:`\nu_{\max} = \mu_g/(10\,\max|j|\,L_f)` (keeps :math:`g + j\nu f` at least
+  0.9μ_g-strongly convex); :math:`K = \lceil\kappa_\nu\ln(\kappa/\nu)\rceil`,
+  :math:`\kappa_\nu = (L_g + \max|j|\nu L_f)/(\mu_g - \max|j|\nu L_f)` (warm-started GD
+  must beat the :math:`1/\nu` amplification of the inner error; Theorem 3.1's
+  :math:`K \asymp \log(RL_1\kappa/(\nu\epsilon))` with σ = 0, times GD's κ);
+  ``normalize=False`` and :math:`\eta_x = 1/L_\varphi` (a normalised step of fixed length
+  cannot reach tol: its length :math:`\asymp tol/L_\varphi` would need
+  :math:`\Delta L_\varphi/tol^2` iterations).  p stays 2 (not derived): in deterministic
+  mode the cost :math:`p\,\kappa\ln(\kappa/\nu)` grows with p, and the theory's
+  :math:`p \asymp \log(\kappa/\epsilon)/\log\log(\kappa/\epsilon)` is a stochastic-rate
+  choice.  Stochastic mode keeps the reference code's ν = 0.1, K = 10, normalised
+  :math:`\eta_x = 0.1` and gtol = 0 (status COMPLETED; the message says tol is not certified).
+* F2SA: stochastic, no derivation (gtol = 0).
+
+An explicit ``lam`` whose bound :math:`C_\lambda/\lambda` exceeds tol/2 keeps its meaning;
+when its run stops on a biased estimate the message gives that bound (measured at the final x).
+
 References
 ----------
 L. Chen, J. Li, E. M. Chayti, J. Zhang, "Faster gradient methods for highly-smooth
@@ -64,8 +101,11 @@ J. Kwon, D. Kwon, S. Wright, R. Nowak, "A fully first-order method for stochasti
 bilevel optimization", ICML 2023; benchopt/benchmark_bilevel ``solvers/f2sa.py``.
 L. Chen, Y. Ma, J. Zhang, "Near-optimal fully first-order algorithms for finding
 stationary points in bilevel optimization", arXiv 2306.14853.
+Y. Nesterov, *Introductory Lectures on Convex Optimization*, 2004, §1.2.3 (step 1/L).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -73,13 +113,22 @@ from .._solver import Solver, register
 from .. import options as vocab
 from ..options import Option
 from ..hypergrad.finite_difference import finite_difference_hypergradient, stencil_float
-from ..hypergrad.penalty import penalty_gradient, penalty_inner_solve
+from ..hypergrad.penalty import PENALTY_KERNEL_ORACLES, penalty_gradient, penalty_iteration
+from .._kernels.oracles import resolve_backend
 from ..linalg.agd import agd, gd
 from ._common import MinibatchSolver
+from . import _tol
+from ..constants import tight_solve as _tight_solve
 
 __all__ = ["F2SAp", "F2SA", "F2BA", "AccF2BA"]
 
 _CONSTANT_OPTIONS = {key: vocab.constant(key) for key in ("L_g", "mu_g", "L_f")}
+
+
+def _optional_bool(name, value):
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    raise TypeError(f"{name} must be True, False or None, got {value!r}")
 
 
 @register
@@ -90,16 +139,20 @@ class F2SAp(MinibatchSolver):
     aliases = ("f2sa-p",)
     requires = ("grad_f", "grad_g")
     default_maxiter = 1000
-    default_gtol = 0.0
+    default_gtol = "deterministic"
     options = {
         "p": Option.integer(2, "Stencil order p >= 1 (p even: offsets ±1..±p/2; odd: −(p−1)/2..(p+1)/2).",
                             low=1),
-        "inner_steps": vocab.inner_steps(10, "K", "per stencil offset"),
-        "nu": Option.real(0.1, "Perturbation size ν of the lower levels g + jνf.", low=0),
+        "inner_steps": vocab.inner_steps(None, "K", "per stencil offset; default: derived from tol "
+                                         "(deterministic mode), 10 (stochastic mode)"),
+        "nu": Option.real(None, "Perturbation size ν of the lower levels g + jνf (default: derived "
+                          "from tol in deterministic mode, 0.1 in stochastic mode).", low=0, allow_none=True),
         "step_y": vocab.step_y(None, "η_y", "default 1/L_g"),
-        "step_x": vocab.step_x(0.1, "η_x", "a step length when normalize=True"),
-        "normalize": Option.boolean(True, "Normalised outer step x − η_x Φ/(‖Φ‖ + norm_eps); False: "
-                                    "x − η_x Φ."),
+        "step_x": vocab.step_x(None, "η_x", "a step length when normalize=True; default 0.1 "
+                               "(normalised), 1/L_phi (plain)"),
+        "normalize": Option.any(None, "Normalised outer step x − η_x Φ/(‖Φ‖ + norm_eps) (True); False: "
+                                "x − η_x Φ; default: False in deterministic mode, True in stochastic mode.",
+                                _optional_bool),
         "norm_eps": Option.real(1e-6, "ε of the normalised step.", low=0, strict=False),
         "hyper_batches": Option.integer(1, "Minibatch pairs S averaged in Φ (stochastic mode only).", low=1),
         "inner": Option.choice("gd", ("gd", "agd"), "Inner solver: (S)GD, or AGD (deterministic mode "
@@ -115,8 +168,59 @@ class F2SAp(MinibatchSolver):
         if values["inner"] == "agd" and values["batch_size"] is not None:
             raise ValueError("options['inner']='agd' is deterministic: it needs options['batch_size']=None")
 
+    def derive_parameters(self):
+        """Parameters left at None, from ``tol`` (class docstring of :class:`F2SAp`)."""
+        o = self.opts
+        det = o.batch_size is None
+        if o.normalize is None:
+            self.derive("normalize", not det)
+        if o.step_x is None:
+            if o.normalize:
+                self.derive("step_x", 0.1)
+            else:
+                _tol.step_from_L_phi(self, 0.1)
+        if not det:
+            for name, value in (("nu", 0.1), ("inner_steps", 10)):
+                if o[name] is None:
+                    self.derive(name, value)
+            self.notes.append("stochastic mode: no stopping test (gtol = 0) and the reference code's "
+                              "nu, inner_steps and steps, so tol is not certified")
+            return
+        if o.nu is None:
+            _tol.derive_or(self, "nu", self._derive_nu, 0.1)
+        if o.inner_steps is None:
+            _tol.derive_or(self, "inner_steps", self._derive_inner_steps, 10)
+
+    def _perturbed_constants(self, nu):
+        """(L, μ) of g + jνf for the largest |j| of the stencil."""
+        jmax = float(np.max(np.abs(stencil_float(self.opts.p)[0])))
+        L_g, mu_g, L_f = self.constant("L_g"), self.constant("mu_g"), self.constant("L_f")
+        return max(L_g, mu_g) + jmax * nu * L_f, mu_g - jmax * nu * L_f
+
+    def _derive_nu(self):
+        p, o, x = self.problem, self.opts, self.x
+        offsets = stencil_float(o.p)[0]
+        jmax = float(np.max(np.abs(offsets)))
+        nu_max = self.constant("mu_g") / (10.0 * jmax * self.constant("L_f"))
+
+        def estimate(nu):
+            L, mu = self._perturbed_constants(nu)
+            ys = [_tight_solve(lambda v, j=j: p.grad_y_g(x, v) + (j * nu) * p.grad_y_f(x, v), self.y, L, mu)
+                  for j in offsets]
+            return finite_difference_hypergradient(p, x, ys, nu, o.p).d
+
+        C = _tol.fd_bias_constant(self, o.p, nu_max, estimate)
+        nu = nu_max if C == 0 else min(nu_max, (_tol.BIAS_SHARE * o.tol / C) ** (1.0 / o.p))
+        return nu
+
+    def _derive_inner_steps(self):
+        L, mu = self._perturbed_constants(self.opts.nu)
+        kappa_nu = L / mu
+        return int(math.ceil(kappa_nu * math.log(max(_tol.kappa(self) / self.opts.nu, math.e))))
+
     def setup(self):
         o = self.opts
+        self.derive_parameters()
         self.offsets, self.weights = stencil_float(o.p)
         self.step_y = o.step_y if o.step_y is not None else 1.0 / self.constant("L_g")
         if o.inner == "agd":
@@ -136,8 +240,8 @@ class F2SAp(MinibatchSolver):
         """y ↦ jν∇_y F(x, y; ξ) + ∇_y G(x, y; ζ), fresh minibatches per call (no f term at j = 0)."""
         p, scale = self.problem, j * self.opts.nu
         if j == 0:
-            return lambda y: p.grad_g(x, y, batch=self.draw("lower"))[1]
-        return lambda y: (p.grad_g(x, y, batch=self.draw("lower"))[1]
+            return lambda y: p.grad_y_g(x, y, batch=self.draw("lower"))
+        return lambda y: (p.grad_y_g(x, y, batch=self.draw("lower"))
                           + scale * p.grad_f(x, y, batch=self.draw("upper"))[1])
 
     def _lower_iterate(self):
@@ -224,19 +328,48 @@ class F2BA(Solver):
     requires = ("grad_f", "grad_g")
     default_maxiter = 1000
     options = {
-        "inner_steps": vocab.inner_steps(10, "K", "on y_λ and on z each"),
-        "lam": Option.real(10.0, "Penalty multiplier λ (bias of ∇L*_λ − ∇φ is O(1/λ)).", low=0),
+        "inner_steps": vocab.inner_steps(None, "K", "on y_λ and on z each; default derived from λ "
+                                         "and κ (class docstring)"),
+        "lam": Option.real(None, "Penalty multiplier λ (bias of ∇L*_λ − ∇φ is C_lam/λ); default "
+                           "C_lam/(tol/4) (class docstring).", low=0, allow_none=True),
         "step_y": vocab.step_y(None, "τ", "GD on y_λ and z; default 1/L_g"),
-        "step_x": vocab.step_x(0.01, "η"),
+        "step_x": vocab.step_x(None, "η", "default 1/L_phi"),
         "z_reset": Option.boolean(False, "Reset z to y at the start of every outer iteration "
                                   "(reference code)."),
         "inner": Option.choice("gd", ("gd", "agd"), "Inner solver: GD (F2BA) or Nesterov AGD "
                                "(AccF2BA's inner loop; needs mu_g, L_f and λ >= 2 L_f/mu_g)."),
+        "backend": vocab.backend(),
         **_CONSTANT_OPTIONS,
     }
 
+    #: λ when it cannot be derived (no L_f / mu_g): the pre-0.1 default
+    legacy_lam = 10.0
+
+    def derive_parameters(self):
+        """λ, K and η left at None, from ``tol`` (class docstring)."""
+        o = self.opts
+        if o.lam is None:
+            _tol.derive_or(self, "lam", lambda: _tol.derive_lam(self, o.tol), self.legacy_lam)
+        if o.inner_steps is None:
+            _tol.derive_or(self, "inner_steps", self._derive_inner_steps, 10)
+        if o.step_x is None:
+            _tol.step_from_L_phi(self, 0.01)
+
+    def _derive_inner_steps(self):
+        kappa, lam = _tol.kappa(self), self.opts.lam
+        rate = 2.0 * kappa if self.opts.inner == "agd" else kappa   # κ_h ≈ 2κ for f + λg
+        factor = math.sqrt(rate) if self.opts.inner == "agd" else rate
+        return int(math.ceil(factor * math.log(max(lam * kappa, math.e))))
+
+    def bias_note(self):
+        if "lam" in self.derived:
+            return None
+        return _tol.penalty_bias_note(self, self.opts.lam, self.opts.tol)
+
     def setup(self):
         o = self.opts
+        self.derive_parameters()
+        self.backend = resolve_backend(self.problem, o.backend, PENALTY_KERNEL_ORACLES, what=self.name)
         if o.inner == "agd":
             self.L_g, self.mu_g, self.L_f = self.constant("L_g"), self.constant("mu_g"), self.constant("L_f")
             if o.lam < 2.0 * self.L_f / self.mu_g:
@@ -252,15 +385,12 @@ class F2BA(Solver):
         p, o, lam = self.problem, self.opts, self.opts.lam
         if o.z_reset:
             self.z = self.y_lam.copy()
-        if o.inner == "agd":
-            self.y_lam, self.z = penalty_inner_solve(p, x, self.y_lam, self.z, lam, o.inner_steps,
-                                                     self.L_g, self.mu_g, self.L_f)
-        else:
-            self.y_lam = gd(lambda y: p.grad_f(x, y)[1] / lam + p.grad_g(x, y)[1],
-                            self.y_lam, self.step_y, o.inner_steps).y
-            self.z = gd(lambda z: p.grad_g(x, z)[1], self.z, self.step_y, o.inner_steps).y
+        agd = o.inner == "agd"
+        self.y_lam, self.z, d, _ = penalty_iteration(p, x, self.y_lam, self.z, lam, o.inner_steps,
+                                                     *((self.L_g, self.mu_g, self.L_f) if agd else ()),
+                                                     inner=o.inner, step=self.step_y, backend=self.backend)
         self.y = self.z
-        return penalty_gradient(p, x, self.y_lam, self.z, lam).d
+        return d
 
     def step(self, t):
         d = self.penalty_step(self.x)
@@ -273,10 +403,12 @@ class AccF2BA(F2BA):
     """AccF2BA: F2BA with AGD inner loops and restarted Nesterov momentum on x."""
 
     name = "accf2ba"
+    legacy_lam = 100.0
     options = {
         "inner": Option.choice("agd", ("gd", "agd"), "Inner solver (AccF2BA: AGD; needs mu_g, L_f and "
                                "λ >= 2 L_f/mu_g)."),
-        "lam": Option.real(100.0, "Penalty multiplier λ (bias O(1/λ); AGD needs λ >= 2 L_f/mu_g).", low=0),
+        "lam": Option.real(None, "Penalty multiplier λ (bias C_lam/λ; AGD needs λ >= 2 L_f/mu_g); "
+                           "default C_lam/(tol/4).", low=0, allow_none=True),
         "momentum": vocab.momentum(0.5, "θ", "m ← θm + d on x; the reference code: 0.5 works, 0.9 "
                                    "does not"),
         "B": Option.real(10.0, "Restart threshold B: restart when c·Σ‖x_{t+1} − x_t‖² > max(B, B0)².",

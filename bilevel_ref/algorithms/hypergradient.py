@@ -106,6 +106,27 @@ correction at the current x, so the x step never enters u, h.  Here the first
 correction spans the x and the y step, so u, h always refer to the last
 evaluation point.
 
+**Defaults from** ``tol`` (:mod:`bilevel_ref.algorithms._tol`).  AID and ITD stop when
+:math:`\|d_k\| \le tol/2` (``gtol`` defaults to ``tol``), then the certificate checks
+:math:`\|\nabla\varphi(x)\| \le tol`.
+
+* AID: with warm starts the estimator is exact at the fixed point, so no accuracy
+  parameter depends on tol; :math:`T = \lceil\kappa\rceil` GD steps on y and
+  :math:`K = \lceil\sqrt\kappa\ln(4\sqrt\kappa)\rceil` CG steps (Neumann:
+  :math:`\lceil\kappa\ln(4\kappa)\rceil`) per outer step — Ji, Yang, Liang 2021, Thm 1:
+  :math:`D = \Theta(\kappa)`, :math:`N = \Theta(\sqrt\kappa)` (CG's
+  :math:`2\sqrt\kappa\,\theta^K` factor brought below 1/2);
+  :math:`\beta = 1/L_\varphi`.
+* ITD (fixed start :math:`y_0`): bias
+  :math:`\|\nabla\varphi_T(x) - \nabla\varphi(x)\| \le C_T(1 + T)q^T`,
+  :math:`q = \max(1 - \alpha\mu_g, \alpha L_g - 1)` (Grazzi et al. 2020, Thm 2.1; Ji, Yang,
+  Liang 2021, Prop. 2; exact for a quadratic lower level without the (1 + T)); T is the
+  smallest integer with :math:`C_T(1 + T)q^T \le tol/4`, :math:`C_T` measured at
+  :math:`x_0` with :math:`T_0 = \lceil\kappa\rceil` (``res.constants['C_itd']``).
+  An explicit ``inner_steps`` whose bound exceeds tol/2 keeps its meaning; a run that stops
+  on the biased estimate says so with the bound.
+* stocBiO, AmIGO, MRBO, VRBO: stochastic, no derivation (gtol = 0, status COMPLETED).
+
 References
 ----------
 F. Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016.
@@ -122,6 +143,8 @@ the variants they differ in are options, see above).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._solver import register
@@ -129,6 +152,11 @@ from .. import options as vocab
 from ..options import Option
 from ..hypergrad import Hypergradient, aid_cg, aid_neumann, itd_hypergradient
 from ._common import MinibatchSolver
+from .._kernels.oracles import resolve_backend
+
+#: Compiled oracles (bilevel_ref._kernels.oracles) of AID's and ITD's kernels.
+HVP_KERNEL_ORACLES = ("grad_x_f", "grad_y_f", "grad_y_g", "hvp_yy_g", "cross_g")
+from . import _tol
 
 __all__ = ["MinibatchSolver", "stocbio_hypergradient", "AID", "ITD", "StocBiO", "AmIGO",
            "MRBO", "VRBO"]
@@ -173,28 +201,50 @@ class AID(MinibatchSolver):
     default_maxiter = 1000
     options = {
         "inner": Option.choice("cg", ("cg", "neumann"), "Linear-system solver for v."),
-        "inner_steps": vocab.inner_steps(10, "T", low=0),
-        "linsys_steps": vocab.linsys_steps(10, "K CG iterations or Q Neumann terms"),
+        "inner_steps": vocab.inner_steps(None, "T", "default ⌈κ⌉ (Ji, Yang, Liang 2021, Thm 1: "
+                                         "D = Θ(κ) with warm starts)", low=0),
+        "linsys_steps": vocab.linsys_steps(None, "K CG iterations or Q Neumann terms", "default "
+                                           "⌈√κ·ln(4√κ)⌉ (CG) or ⌈κ·ln(4κ)⌉ (Neumann), warm-started"),
         "step_y": vocab.step_y(None, "β_y", "default 1/L_g"),
         "step_v": vocab.step_v(None, "η, Neumann only", "default 1/L_g"),
         "step_x": vocab.step_x(None, "β", _STEP_X_DOC),
         "warm_v": Option.boolean(True, "Warm-start v from the previous outer iteration."),
         "linsys_rtol": vocab.linsys_rtol(1e-10, None, "CG only"),
+        "backend": vocab.backend(),
         **_CONSTANT_OPTIONS,
     }
 
     def setup(self):
         o = self.opts
+        self.backend = resolve_backend(self.problem, o.backend, HVP_KERNEL_ORACLES, what=self.name,
+                                       deterministic=o.batch_size is None)
+        if o.inner_steps is None:
+            self.derive("inner_steps", _tol.ceil(_tol.kappa(self)))
+        if o.linsys_steps is None:
+            k = _tol.kappa(self)
+            self.derive("linsys_steps", _tol.ceil(math.sqrt(k) * math.log(4 * math.sqrt(k)))
+                        if o.inner == "cg" else _tol.ceil(k * math.log(4 * k)))
+        if o.step_x is None:
+            self.derive("step_x", 1.0 / self.constant("L_phi"))
         self.step_y = o.step_y if o.step_y is not None else 1.0 / self.constant("L_g")
         self.step_v = o.step_v if o.step_v is not None else (
             1.0 / self.constant("L_g") if o.inner == "neumann" else None)
-        self.step_x = o.step_x if o.step_x is not None else 1.0 / self.constant("L_phi")
+        self.step_x = o.step_x
         self.v = None
 
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
-        self.y = self.lower_sgd(x, self.y, self.step_y, o.inner_steps)
         v0 = self.v if o.warm_v else None
+        if self.backend == "numba":  # the whole iteration in one kernel (same steps, same counts)
+            from .._kernels import loops
+
+            out = loops.aid(p, p.compiled_oracles(), x, self.y, v0, self.step_y, o.inner_steps, o.linsys_steps,
+                            o.linsys_rtol, o.inner == "neumann", self.step_v)
+            if out is not None:
+                self.y, self.v, d = out
+                self.x = x - self.step_x * d
+                return {"grad_est": float(np.linalg.norm(d))}
+        self.y = self.lower_sgd(x, self.y, self.step_y, o.inner_steps)
         batch_f, batch_g = self.draw("upper"), self.draw("lower")
         if o.inner == "cg":
             est = aid_cg(p, x, self.y, o.linsys_steps, v0=v0, rtol=o.linsys_rtol, batch_f=batch_f, batch_g=batch_g)
@@ -214,27 +264,49 @@ class ITD(MinibatchSolver):
     requires = ("grad_f", "grad_g", "hvp_yy_g", "cross_g")
     default_maxiter = 1000
     options = {
-        "inner_steps": vocab.inner_steps(10, "T", "the steps differentiated through"),
+        "inner_steps": vocab.inner_steps(None, "T", "the steps differentiated through; default: "
+                                         "smallest T with C_itd (1 + T) q^T <= tol/4 (class docstring)"),
         "step_y": vocab.step_y(None, "α", "default 1/L_g"),
         "step_x": vocab.step_x(None, "β", _STEP_X_DOC),
         "warm_start": Option.boolean(False, "Start each inner loop from the previous y_T instead of y0."),
         "truncate": Option.integer(None, "Back-propagate through the last K steps only.", low=1,
                                    allow_none=True),
+        "backend": vocab.backend(),
         **_CONSTANT_OPTIONS,
     }
 
     def setup(self):
         o = self.opts
+        self.backend = resolve_backend(self.problem, o.backend, HVP_KERNEL_ORACLES, what=self.name,
+                                       deterministic=o.batch_size is None)
         self.step_y = o.step_y if o.step_y is not None else 1.0 / self.constant("L_g")
-        self.step_x = o.step_x if o.step_x is not None else 1.0 / self.constant("L_phi")
+        if o.step_x is None:
+            self.derive("step_x", 1.0 / self.constant("L_phi"))
+        self.step_x = o.step_x
         self.y_start = self.y.copy()
+        if o.inner_steps is None:
+            C = _tol.itd_bias_constant(self, self.y_start, self.step_y)
+            self.derive("inner_steps", _tol.itd_steps(self, o.tol, self.step_y, C))
+
+    def bias_note(self):
+        o = self.opts
+        if "inner_steps" in self.derived or o.warm_start:
+            return None
+        C = _tol.itd_bias_constant(self, self.y_start, self.step_y)
+        bound = _tol.itd_bias(self, o.inner_steps, self.step_y, C)
+        if bound > 0.5 * o.tol:
+            return (f"explicit inner_steps = {o.inner_steps} limits the accuracy: the ITD bias bound "
+                    f"C_itd (1 + T) q^T = {bound:.2e} > tol/2 = {0.5 * o.tol:.1e} (C_itd measured at "
+                    f"the final x); leave inner_steps unset to derive it from tol "
+                    f"(T = {_tol.itd_steps(self, o.tol, self.step_y, C)})")
+        return None
 
     def step(self, k):
         o = self.opts
         start = self.y if o.warm_start else self.y_start
         batch_f, batch_g = self.draw("upper"), self.draw("lower")
         est = itd_hypergradient(self.problem, self.x, start, o.inner_steps, self.step_y,
-                                truncate=o.truncate, batch_f=batch_f, batch_g=batch_g)
+                                truncate=o.truncate, batch_f=batch_f, batch_g=batch_g, backend=self.backend)
         self.y = est.y
         self.x = self.x - self.step_x * est.d
         return {"grad_est": float(np.linalg.norm(est.d))}
@@ -352,7 +424,7 @@ class MRBO(_BenchoptSteps):
         batch_f = self.draw("upper")                                          # B_x: B_F,
         hess = self.draws("lower", o.linsys_steps)                            #   B_1 .. B_Q,
         batch_j = batch_y if o.variant == "benchopt" else self.draw("lower")  #   B_G
-        grad_new = p.grad_g(x, y, batch=batch_y)[1]
+        grad_new = p.grad_y_g(x, y, batch=batch_y)
         hyper_new = stocbio_hypergradient(p, x, y, self.step_v, batch_f, hess, batch_j).d
         if self.prev is None and o.variant == "paper":
             self.u, self.h = grad_new, hyper_new                              # k = 0
@@ -363,7 +435,7 @@ class MRBO(_BenchoptSteps):
             x_old, y_old = self.prev
             keep_y = 1.0 - min(1.0, o.momentum_scale_y * eta ** 2)           # 1 − β_k
             keep_x = 1.0 - min(1.0, o.momentum_scale_x * eta ** 2)           # 1 − α_k
-            grad_old = p.grad_g(x_old, y_old, batch=batch_y)[1]
+            grad_old = p.grad_y_g(x_old, y_old, batch=batch_y)
             hyper_old = stocbio_hypergradient(p, x_old, y_old, self.step_v, batch_f, hess, batch_j).d
             self.u = grad_new + keep_y * (self.u - grad_old)
             self.h = hyper_new + keep_x * (self.h - hyper_old)
@@ -412,7 +484,7 @@ class VRBO(_BenchoptSteps):
         if k % self.period == 0:
             batch_g, batch_f = self._large("lower"), self._large("upper")
             hess = [self._large("lower") for _ in range(o.linsys_steps)]
-            self.u = p.grad_g(self.x, self.y, batch=batch_g)[1]
+            self.u = p.grad_y_g(self.x, self.y, batch=batch_g)
             self.h = stocbio_hypergradient(p, self.x, self.y, self.step_v, batch_f, hess, batch_g).d
         x_old, y_old = self.x, self.y
         self.x = x = self.x - self.step_x * self.h
@@ -420,7 +492,7 @@ class VRBO(_BenchoptSteps):
             self.y = y = self.y - self.step_y * self.u
             batch_g, batch_f = self.draw("lower"), self.draw("upper")
             hess = self.draws("lower", o.linsys_steps)
-            self.u = self.u + p.grad_g(x, y, batch=batch_g)[1] - p.grad_g(x_old, y_old, batch=batch_g)[1]
+            self.u = self.u + p.grad_y_g(x, y, batch=batch_g) - p.grad_y_g(x_old, y_old, batch=batch_g)
             self.h = (self.h + stocbio_hypergradient(p, x, y, self.step_v, batch_f, hess, batch_g).d
                       - stocbio_hypergradient(p, x_old, y_old, self.step_v, batch_f, hess, batch_g).d)
             x_old, y_old = x, y

@@ -50,7 +50,8 @@ from .._solver import Solver, register
 from .. import options as vocab
 from ..options import Option
 from ..hypergrad.penalty import cholesky_quadratic_form
-from ..linalg.agd import agd
+from ..linalg.agd import agd, agd_steps
+from .._kernels.oracles import resolve_backend
 from .second_order import (
     BACKEND_OPTION,
     CUBIC_OPTIONS,
@@ -94,16 +95,28 @@ class _MinimaxCubicNewton(CubicNewtonMixin, Solver):
 
     def setup(self):
         self.L_y, self.mu_y = _concavity_constants(self)
+        self.backend = resolve_backend(self.problem, self.opts.backend, ("grad_x_f", "grad_y_f", "hess_f"),
+                                       what=self.name)
 
     def step(self, k):
         p, o, x = self.problem, self.opts, self.x
-        # 1. y_t ≈ y*(x_t): AGD on the strongly convex −f(x_t, ·), warm-started
-        self.y = agd(lambda v: -p.grad_f(x, v)[1], self.y, self.L_y, self.mu_y, o.inner_steps,
-                     tol=o.inner_tol).y
-        # 2. G_t = ∇_x f(x_t, y_t)
-        G = p.grad_f(x, self.y)[0]
+        # 1.–2. y_t ≈ y*(x_t): AGD on the strongly convex −f(x_t, ·), warm-started; G_t = ∇_x f(x_t, y_t)
+        out = None
+        if self.backend == "numba":  # with the snapshot's Hessian when it is refreshed: one kernel
+            from .._kernels import loops
+
+            out = loops.minimax_step(p, p.compiled_oracles(), x, self.y, o.inner_steps,
+                                     *agd_steps(self.L_y, self.mu_y), o.inner_tol, hessian=k % self.m == 0)
+        if out is None:
+            self.y = agd(lambda v: -p.grad_y_f(x, v), self.y, self.L_y, self.mu_y, o.inner_steps,
+                         tol=o.inner_tol).y
+            G = p.grad_x_f(x, self.y)
+            hessian = lambda: minimax_hessian(p, x, self.y)  # noqa: E731
+        else:
+            self.y, G, H = out
+            hessian = lambda: minimax_hessian(p, x, self.y) if H is None else H  # noqa: E731
         # 3.–4. (lazy) Schur-complement Hessian and the cubic step
-        return self.cubic_newton_update(k, G, lambda: minimax_hessian(p, x, self.y))
+        return self.cubic_newton_update(k, G, hessian)
 
 
 _STOP_RULE = Option.choice("step", ("step", "estimate", "exact"),

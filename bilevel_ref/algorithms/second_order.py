@@ -45,10 +45,26 @@ fresh :math:`H_t` (x_t is returned, no step); ``"exact"`` — :math:`x_{t+1}` is
 ``"model"`` (IFSBA) — the :math:`\Delta_t` test above.  δ = ``sosp_delta``,
 default :math:`\sqrt{M\varepsilon}`.
 
+**Defaults from** ``tol`` (:mod:`bilevel_ref.algorithms._tol`): ``eps`` defaults to
+``tol``; :math:`\lambda = \max(2L_f/\mu_g,\ C_\lambda/(tol/4))` (capped at 1e9) from the
+penalty bias :math:`\|\nabla L^*_\lambda - \nabla\varphi\| \le C_\lambda/\lambda`
+(Kwon et al. 2023, Lemma 3.1; Chen, Ma, Zhang 2023, Lemma 4.1; the spec's
+:math:`\lambda = \Theta(\mathrm{poly}(\kappa)/\epsilon)`), :math:`C_\lambda` measured at
+:math:`x_0`; inner AGD steps :math:`K = \lceil\sqrt{2\kappa}\ln(\lambda\kappa)\rceil`
+(the :math:`\tilde O(\sqrt\kappa)` of the paper, with the log factor that beats the
+λ-amplification of the inner error).  An explicit ``lam`` keeps its meaning; when the run
+stops on a biased estimate its message gives :math:`C_\lambda/\lambda`.  IFSBA's
+perturbation constant c' defaults to 0.01 (T18 asks for a small absolute constant; with
+c' = 1 the perturbation :math:`\sigma = c'\sqrt{\varepsilon M}/L` is as large as
+:math:`\|G\|` near a minimum at ε = 1e-6 and the model rule fired at
+:math:`\|\nabla L^*_\lambda\| \approx 2\cdot10^{-4}` on the README quadratic).
+
 References
 ----------
 S. Yang, C. Liu, L. Chen, J. C. S. Lui, "Second-order bilevel optimization
 with accelerated convergence rates", arXiv 2605.06431 (2026) — FSBA, LFSBA, IFSBA.
+J. Kwon, D. Kwon, S. Wright, R. Nowak, "A fully first-order method for stochastic
+bilevel optimization", ICML 2023 — Lemma 3.1, the O(1/λ) penalty bias.
 L. Chen, Y. Ma, J. Zhang, "Near-optimal fully first-order algorithms for
 finding stationary points in bilevel optimization", arXiv 2306.14853 — the
 penalty gradient and inner AGD loops.
@@ -70,9 +86,12 @@ from .. import options as vocab
 from ..exceptions import warn
 from ..options import Option
 from .._validation import as_vector
-from ..hypergrad.penalty import PenaltyHessianOperator, penalty_gradient, penalty_hessian, penalty_inner_solve
+from ..hypergrad.penalty import (PENALTY_KERNEL_ORACLES, PenaltyHessianOperator, penalty_gradient, penalty_inner_solve,
+                                 penalty_iteration)
 from ..linalg.cubic import cubic_finalsolver, cubic_subsolver, solve_cubic
 from ..linalg.lazy import LazyCubic
+from .._kernels.oracles import resolve_backend
+from . import _tol
 
 __all__ = ["FSBA", "LFSBA", "IFSBA", "spectral_norm_estimate", "CubicNewtonMixin", "CUBIC_OPTIONS", "BACKEND_OPTION"]
 
@@ -102,7 +121,8 @@ def spectral_norm_estimate(matvec, d, rng, iters=20):
 CUBIC_OPTIONS = {
     "M": Option.real(10.0, "Cubic regularisation constant M > 0 ((M/6)‖s‖³); theory: ≍ the "
                      "Hessian-Lipschitz constant of the hyper-objective (Θ(ℓ̄κ⁵) for L*_λ).", low=0),
-    "eps": Option.real(1e-6, "Target accuracy ε of the stopping rule.", low=0),
+    "eps": Option.real(None, "Target accuracy ε of the stopping rule (default: tol).", low=0,
+                       allow_none=True),
     "sosp_delta": Option.real(None, "Curvature tolerance δ of the SOSP test (default √(M·eps)).",
                               low=0, allow_none=True),
     "inner_steps": vocab.inner_steps(50, "K", "AGD steps per inner problem; theory Õ(√κ)", low=0),
@@ -111,11 +131,9 @@ CUBIC_OPTIONS = {
                              low=0, strict=False, allow_none=True),
 }
 
-#: Option of the methods that solve cubic subproblems with solve_cubic / LazyCubic.
-BACKEND_OPTION = {
-    "backend": Option.choice("numpy", ("numpy", "numba"),
-                             "Secular-equation backend of the cubic solvers (numpy: reference)."),
-}
+#: The ``backend`` option (shared vocabulary) of the methods whose hot loops have kernels; with
+#: numba the cubic solvers' secular equations are compiled too.
+BACKEND_OPTION = {"backend": vocab.backend()}
 
 
 class CubicNewtonMixin:
@@ -129,6 +147,7 @@ class CubicNewtonMixin:
 
     lazy = False
     m = 1
+    backend = "numpy"  # resolved from options['backend'] in setup by the methods that have it
 
     def setup_cubic(self, m=1, lazy=False):
         o = self.opts
@@ -169,14 +188,14 @@ class CubicNewtonMixin:
             self._model = None  # release the old snapshot (and its eigenvectors) before building the new one
             H = hessian()
             if self.lazy:
-                self._model = LazyCubic(H, self.M_eff, backend=self.opts.backend)
+                self._model = LazyCubic(H, self.M_eff, backend=self.backend)
             else:
                 self._model = H
         if self.lazy:
             res = self._model.solve(G)
         else:
             res = solve_cubic(G, self._model, self.M_eff, method=self.opts.cubic_solver,
-                              backend=self.opts.backend,
+                              backend=self.backend,
                               rng=self.rng if self.opts.cubic_solver == "gd" else None)  # CD19 perturbation
         if fresh:
             min_eig = res.min_eig
@@ -213,8 +232,11 @@ class CubicNewtonMixin:
 # bilevel: penalty-based second-order methods
 # ---------------------------------------------------------------------------
 _PENALTY_OPTIONS = {
-    "lam": Option.real(100.0, "Penalty λ > 0 (theory: Θ(poly(κ)/ε); must be >= 2ℓ/μ_g when the "
-                       "problem reports 'ell' and 'mu_g' in constants()).", low=0),
+    "lam": Option.real(None, "Penalty λ > 0 (theory: Θ(poly(κ)/ε); must be >= 2ℓ/μ_g when the "
+                       "problem reports 'ell' and 'mu_g' in constants()); default C_lam/(tol/4), "
+                       "the bias bound C_lam/λ <= tol/4 (module docstring).", low=0, allow_none=True),
+    "inner_steps": vocab.inner_steps(None, "K", "AGD steps per inner problem; default "
+                                     "⌈√(2κ)·ln(λκ)⌉ (theory Õ(√κ))", low=0),
     **{key: vocab.constant(key) for key in ("L_g", "mu_g", "L_f")},
     "w0": Option.vector("Starting w ≈ y*(x0) (default: y0)."),
 }
@@ -229,8 +251,23 @@ class _PenaltySecondOrder(Solver):
     exact_metrics = ("phi", "grad_norm", "min_eig")
     options = {**CUBIC_OPTIONS, **_PENALTY_OPTIONS}
 
+    def derive_parameters(self):
+        """λ and K left at None, from ``tol`` (module docstring, "Defaults from tol")."""
+        o = self.opts
+        if o.lam is None:
+            _tol.derive_or(self, "lam", lambda: _tol.derive_lam(self, o.tol), 100.0)
+        if o.inner_steps is None:
+            _tol.derive_or(self, "inner_steps", lambda: _tol.ceil(
+                math.sqrt(2.0 * _tol.kappa(self)) * math.log(max(o.lam * _tol.kappa(self), math.e))), 50)
+
+    def bias_note(self):
+        if "lam" in self.derived:
+            return None
+        return _tol.penalty_bias_note(self, self.opts.lam, self.opts.tol)
+
     def setup(self):
         p, o = self.problem, self.opts
+        self.derive_parameters()
         known = p.constants()
         mu = known.get("mu_g")
         if "ell" in known and mu is not None and o.lam < 2 * known["ell"] / mu:
@@ -257,10 +294,18 @@ class _PenaltyCubicNewton(CubicNewtonMixin, _PenaltySecondOrder):
     requires = ("grad_f", "grad_g", "hess_f", "hess_g")
     options = BACKEND_OPTION
 
+    def setup(self):
+        super().setup()
+        self.backend = resolve_backend(self.problem, self.opts.backend,
+                                       PENALTY_KERNEL_ORACLES + ("hess_f", "hess_g"), what=self.name)
+
     def step(self, k):
-        p, o, x = self.problem, self.opts, self.x
-        G = self.penalty_gradient_step()
-        return self.cubic_newton_update(k, G, lambda: penalty_hessian(p, x, self.y, self.w, o.lam))
+        p, o = self.problem, self.opts
+        # steps 1–3 and, when the snapshot is refreshed (t mod m = 0), H_t: one kernel with numba
+        self.y, self.w, G, H = penalty_iteration(p, self.x, self.y, self.w, o.lam, o.inner_steps, self.L_g,
+                                                 self.mu_g, self.L_f, tol=o.inner_tol, hessian=k % self.m == 0,
+                                                 backend=self.backend)
+        return self.cubic_newton_update(k, G, lambda: H)
 
 
 _STOP_RULES = ("step", "estimate", "exact")
@@ -321,7 +366,10 @@ class IFSBA(CubicNewtonMixin, _PenaltySecondOrder):
                                    "Delta_t >= -(1/128) sqrt(eps^3/M); 'exact': closed-form SOSP test."),
         "L": Option.real(None, "Bound ℓ on ‖H‖ (default: 20 counted power iterations on C_0).",
                          low=0, allow_none=True),
-        "c_prime": Option.real(1.0, "Perturbation constant c' of the Cubic-Subsolver (inferred).", low=0),
+        "c_prime": Option.real(0.01, "Perturbation constant c' of the Cubic-Subsolver, σ = c'√(εM)/L "
+                               "(T18: a small absolute constant; 0.01 here: with c' = 1 the perturbation "
+                               "is as large as ‖G‖ near a minimum and the model rule stops at "
+                               "‖∇L*_λ‖ ≈ 2e-4 on the README quadratic at eps = 1e-6).", low=0),
         "cubic_steps": Option.integer(None, "GD steps K of the Cubic-Subsolver (default "
                                       "⌈L/√(Mε)⌉·⌈log(dx/δ')⌉, capped at 10⁴).", low=0, allow_none=True),
         "delta_prob": Option.real(0.01, "Failure probability δ' entering K.", low=0, high=0.999999),

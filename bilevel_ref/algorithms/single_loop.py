@@ -130,7 +130,7 @@ class SingleLoop(MinibatchSolver):
         if refresh and not self.jvp_after_update:
             gy_g, hz, jz = p.fused_g(x, y, z, batch=batch_g)
         else:
-            gy_g = p.grad_g(x, y, batch=batch_g)[1]
+            gy_g = p.grad_y_g(x, y, batch=batch_g)
             if refresh:
                 hz = p.hvp_yy_g(x, y, z, batch=batch_g)
             elif self.mode == "hvp":

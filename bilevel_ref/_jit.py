@@ -141,10 +141,14 @@ def _load_numba():
     global _registering
     if not _registering:  # a "module:attribute" body being imported may load numba again: not re-entered
         _registering = True
+        deferred = []
         try:
             while _pending:
-                _register(*_pending.pop(0))
+                entry = _pending.pop(0)
+                if not _register(*entry):
+                    deferred.append(entry)
         finally:
+            _pending[:0] = deferred  # bodies of a module still being imported: registered on a later load
             _registering = False
     return _numba
 
@@ -154,7 +158,9 @@ def _register(func, body, options):
 
     if isinstance(body, str):  # "module:attribute", a body that needs numba itself: imported now
         module, _, attr = body.partition(":")
-        body = getattr(importlib.import_module(module), attr)
+        body = getattr(importlib.import_module(module), attr, None)
+        if body is None:  # that module is the one being imported (it loaded numba first): not yet
+            return False
     options = dict(options)
     inline = options.pop("inline", "never")
 
@@ -162,6 +168,7 @@ def _register(func, body, options):
         return body
 
     overload(func, jit_options=options, inline=inline, strict=False)(typer)
+    return True
 
 
 def jit(*args, **options):

@@ -27,6 +27,8 @@ Modules, one concept each (their main names are importable from ``bilevel_ref.co
 * :mod:`~bilevel_ref.complexity.trace` — true stationarity along a run, hitting times, derived totals;
 * :mod:`~bilevel_ref.complexity.drivers` — reference GD and cubic-Newton drivers on φ;
 * :mod:`~bilevel_ref.complexity.sweep` — ε- and κ-sweeps and their result;
+* :mod:`~bilevel_ref.complexity.parallel` — running a sweep's runs in parallel (joblib: loky, Dask);
+* :mod:`~bilevel_ref.complexity.dimension` — the d-sweep of LFSBA vs FSBA (the √d claim);
 * :mod:`~bilevel_ref.complexity.plot` — the log–log figure;
 * :mod:`~bilevel_ref.complexity.cli` — ``bilevel-ref complexity``.
 """
@@ -37,6 +39,8 @@ from .drivers import DRIVERS, cubic_newton_trace, gd_trace
 from .fit import Fit, bootstrap_slope, fit_slope, verdict
 from .plot import plot_sweep
 from .sweep import SweepResult, eps_grid, eps_sweep, kappa_sweep
+from .dimension import DimSweepResult, dim_sweep, plot_dim_sweep
+from .parallel import run_tasks
 from .theory import MEASURES, QUANTITIES, THEORY, theory_exponent, theory_rows
 from .trace import (DEFAULT_COST, Trace, derived_totals, hitting_index, hitting_times, run_trace,
                     true_stationarity)
@@ -46,5 +50,5 @@ __all__ = [
     "theory_rows", "theory_exponent", "fit_slope", "bootstrap_slope", "verdict",
     "hitting_index", "hitting_times", "derived_totals", "true_stationarity",
     "run_trace", "gd_trace", "cubic_newton_trace", "eps_sweep", "kappa_sweep",
-    "eps_grid", "plot_sweep", "main",
+    "eps_grid", "plot_sweep", "main", "dim_sweep", "DimSweepResult", "plot_dim_sweep", "run_tasks",
 ]

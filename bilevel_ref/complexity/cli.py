@@ -2,10 +2,16 @@
 
 Prints the hitting-count table, the fitted slopes and the verdicts; ``--json``
 writes the raw record, ``--plot`` the log–log figure, ``--strict`` exits with
-status 1 when a verdict fails.  ``--eps-option NAME=EXPR`` makes an option a
-function of ε through a whitelisted arithmetic expression (numbers, ``eps``,
+status 1 when a verdict fails.  ``--n-jobs N [--parallel loky|dask] [--scheduler
+ADDRESS]`` runs the sweep's independent runs in parallel
+(:mod:`~bilevel_ref.complexity.parallel`); the results do not depend on it.
+``--eps-option NAME=EXPR`` makes an option a function of ε through a whitelisted arithmetic expression (numbers, ``eps``,
 ``+ - * / **``, ``sqrt``, ``log``, ``ceil``, ``floor``; nothing else is
-evaluated).  Dispatched from ``bilevel-ref`` (:mod:`bilevel_ref.cli`).
+evaluated).  ``--sweep kappa --kappas 10,30,100 [--eps E]`` sweeps the
+condition number at one ε instead (:func:`~bilevel_ref.complexity.sweep.kappa_sweep`;
+``--kappa-option NAME=EXPR`` in ``kappa``, ``--regime total|inner``; values of
+``--kappas`` ≤ 1 are an argparse error naming the option).  Dispatched from
+``bilevel-ref`` (:mod:`bilevel_ref.cli`).
 """
 from __future__ import annotations
 
@@ -18,8 +24,8 @@ import numpy as np
 
 from .._text import dumps_json, output_path_error, parse_assignments, write_json_atomic
 from .plot import plot_sweep
-from .sweep import eps_grid, eps_sweep
-from .theory import MEASURES, QUANTITIES
+from .sweep import check_kappas, eps_grid, eps_sweep, kappa_sweep
+from .theory import KAPPA_REGIMES, MEASURES, QUANTITIES
 
 __all__ = ["main"]
 
@@ -28,25 +34,40 @@ _EXPR_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, a
                ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd, ast.FloorDiv)
 
 
-def _eps_expression(text):
-    """Compile ``"1/eps"``, ``"ceil(10*eps**-0.5)"``, … into a function of ε (whitelisted AST)."""
+def _eps_expression(text, variable="eps"):
+    """Compile ``"1/eps"``, ``"ceil(10*eps**-0.5)"``, … into a function of ε (whitelisted AST);
+    ``variable="kappa"`` compiles ``"4*kappa"``, … into a function of κ."""
+    names = {**{k: v for k, v in _EXPR_NAMES.items() if k != "eps"}, variable: None}
     tree = ast.parse(text, mode="eval")
     for node in ast.walk(tree):
-        if not isinstance(node, _EXPR_NODES) or (isinstance(node, ast.Name) and node.id not in _EXPR_NAMES):
+        if not isinstance(node, _EXPR_NODES) or (isinstance(node, ast.Name) and node.id not in names):
             raise SystemExit(f"bilevel-ref complexity: unsupported expression {text!r} "
-                             f"(use numbers, eps, + - * / **, {sorted(set(_EXPR_NAMES) - {'eps'})})")
-    code = compile(tree, "<eps-option>", "eval")
+                             f"(use numbers, {variable}, + - * / **, {sorted(set(names) - {variable})})")
+    code = compile(tree, f"<{variable}-option>", "eval")
 
     def value(eps):
-        out = eval(code, {"__builtins__": {}}, {**_EXPR_NAMES, "eps": eps})  # noqa: S307 (whitelisted AST)
+        out = eval(code, {"__builtins__": {}}, {**names, variable: eps})  # noqa: S307 (whitelisted AST)
         return int(out) if isinstance(out, int) else float(out)
 
     return value
 
 
+def _kappa_list(text):
+    """argparse type of ``--kappas``: comma-separated numbers, each > 1, at least two distinct."""
+    try:
+        values = [float(v) for v in str(text).replace(" ", ",").split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    try:
+        return check_kappas(values, "--kappas")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser():
     ap = argparse.ArgumentParser(prog="bilevel-ref complexity",
-                                 description="ε-sweep: hitting counts, fitted exponents vs theory.")
+                                 description="ε-sweep (or κ-sweep with --sweep kappa): hitting counts, "
+                                             "fitted exponents vs theory.")
     ap.add_argument("method", help="registered method or reference driver (gd, cubic_newton)")
     ap.add_argument("problem", help="catalog problem name (bilevel-ref list)")
     ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="problem parameter")
@@ -62,7 +83,9 @@ def _parser():
     ap.add_argument("--rho", type=float, default=None, help="δ = sqrt(rho*eps) for sosp/minimax")
     ap.add_argument("--quantity", action="append", default=None, choices=QUANTITIES,
                     help="quantity to fit (repeat; default iterations and derived totals)")
-    ap.add_argument("--mode", choices=("upper", "sharp"), default="upper")
+    ap.add_argument("--mode", choices=("upper", "sharp"), default=None,
+                    help="verdict type (default: upper for ε-sweeps; for κ-sweeps sharp where the "
+                         "theory exponent is tight, else upper)")
     ap.add_argument("--theory", type=float, default=None, help="override the theory exponent")
     ap.add_argument("--p", type=int, default=None, help="p for f2sa_p's exponent")
     ap.add_argument("--maxiter", type=int, default=100_000)
@@ -73,6 +96,24 @@ def _parser():
                          "NaN and inf as null)")
     ap.add_argument("--plot", metavar="PATH", help="save a log-log plot (PNG)")
     ap.add_argument("--strict", action="store_true", help="exit with status 1 if a verdict fails")
+    kap = ap.add_argument_group("κ-sweep (--sweep kappa)")
+    kap.add_argument("--sweep", choices=("eps", "kappa"), default="eps",
+                     help="sweep ε (default) or the condition number κ at fixed ε")
+    kap.add_argument("--kappas", type=_kappa_list, default=None, metavar="K1,K2,...",
+                     help="condition numbers, comma-separated, each > 1 (default 3,10,30,100)")
+    kap.add_argument("--regime", choices=KAPPA_REGIMES, default=None,
+                     help="theory κ exponents: the paper's total bound, or one inner solve (default: "
+                          "the problem's, e.g. inner for hard-kappa-chain, else total)")
+    kap.add_argument("--kappa-option", action="append", default=[], metavar="NAME=EXPR",
+                     help="κ-dependent option, e.g. lam=4*kappa (numbers, kappa, + - * / **, sqrt, log, ceil)")
+    ap.add_argument("--n-jobs", type=int, default=1, metavar="N",
+                    help="runs in parallel, one per (seed, eps-run): 1 = serial (default), -1 = all cores "
+                         "(or all Dask workers); results do not depend on it")
+    ap.add_argument("--parallel", choices=("loky", "dask"), default="loky",
+                    help="joblib backend: local processes (loky) or an existing Dask cluster (dask)")
+    ap.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="Dask scheduler address for --parallel dask, e.g. tcp://10.0.0.5:8786")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar of the runs")
     return ap
 
 
@@ -81,6 +122,8 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     params = parse_assignments(args.param, "--param")
     fixed = parse_assignments(args.option, "--option")
+    if args.sweep == "kappa":
+        return _kappa_main(args, params, fixed)
     dynamic = {}
     for item in args.eps_option:
         key, sep, expr = item.partition("=")
@@ -102,13 +145,65 @@ def main(argv=None):
         res = eps_sweep(args.method, args.problem, eps, options=options, problem_params=params,
                         seeds=args.seeds, measure=args.measure, rho=args.rho,
                         single_run=False if args.per_eps else None, maxiter=args.maxiter,
-                        count_samples=args.count_samples, quantities=args.quantity, mode=args.mode,
-                        theory=args.theory, p=args.p)
-    except (ValueError, TypeError) as exc:
+                        count_samples=args.count_samples, quantities=args.quantity, mode=args.mode or "upper",
+                        theory=args.theory, p=args.p, n_jobs=args.n_jobs, parallel=args.parallel,
+                        scheduler=args.scheduler, progress=False if args.no_progress else None)
+    except (ValueError, TypeError, ImportError) as exc:
         print(f"bilevel-ref complexity: error: {exc}", file=sys.stderr)
         return 2
     print(f"{res.method} on {res.problem}: measure={res.measure}, seeds={res.seeds}, "
           f"single_run={res.single_run}, {res.elapsed:.1f} s")
+    print(res.table())
+    if args.json == "-":
+        print(dumps_json(res.to_json()))
+    elif args.json:
+        write_json_atomic(args.json, res.to_json())
+    if args.plot:
+        plot_sweep(res, args.plot)
+    failed = [q for q, v in res.verdicts.items() if v.get("pass") is False]
+    return 1 if (args.strict and failed) else 0
+
+
+def _kappa_main(args, params, fixed):
+    """``--sweep kappa``: :func:`~bilevel_ref.complexity.sweep.kappa_sweep` at one ε; returns the exit status."""
+    prog = "bilevel-ref complexity"
+    if args.eps_option:
+        print(f"{prog}: error: --eps-option needs --sweep eps (ε is fixed in a κ-sweep; use --kappa-option)",
+              file=sys.stderr)
+        return 2
+    if args.eps is not None and len(args.eps) != 1:
+        print(f"{prog}: error: --sweep kappa takes one --eps value, got {args.eps}", file=sys.stderr)
+        return 2
+    if args.n_jobs != 1:
+        print(f"{prog}: note: --sweep kappa runs serially; --n-jobs ignored", file=sys.stderr)
+    kappas = args.kappas if args.kappas is not None else np.array([3.0, 10.0, 30.0, 100.0])
+    eps = args.eps[0] if args.eps else 1e-4
+    dynamic = {}
+    for item in args.kappa_option:
+        key, sep, expr = item.partition("=")
+        if not sep:
+            print(f"{prog}: error: --kappa-option must look like NAME=EXPR, got {item!r}", file=sys.stderr)
+            return 2
+        dynamic[key.strip()] = _eps_expression(expr, "kappa")
+    if dynamic:
+        def options(kappa):
+            return {**fixed, **{k: f(kappa) for k, f in dynamic.items()}}
+    else:
+        options = fixed
+    for path in (args.json, args.plot):  # before the sweep, not after it
+        error = output_path_error(path) if path and path != "-" else None
+        if error:
+            print(f"{prog}: error: {error}", file=sys.stderr)
+            return 2
+    try:
+        res = kappa_sweep(args.method, kappas, eps, problem=args.problem, problem_params=params,
+                          seeds=args.seeds, options=options, measure=args.measure, maxiter=args.maxiter,
+                          quantities=args.quantity, theory=args.theory, mode=args.mode, regime=args.regime)
+    except (ValueError, TypeError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{res.method} on {res.problem}: κ-sweep at eps={res.eps:g}, measure={res.measure}, "
+          f"seeds={res.seeds}, regime={res.regime}, {res.elapsed:.1f} s")
     print(res.table())
     if args.json == "-":
         print(dumps_json(res.to_json()))

@@ -7,12 +7,15 @@ calls spent when the target is first met, fits the exponent
 seeds) and compares it with :data:`~bilevel_ref.complexity.theory.THEORY`.
 When neither the problem nor the options depend on ε, one long run per seed
 records every hitting time (``single_run``).  :func:`kappa_sweep` does the same
-against the condition number κ on the quadratic family at fixed ε.  The
-outcome is a :class:`SweepResult` (table, JSON).
+against the condition number κ at fixed ε (the quadratic family, the
+Nesterov-chain worst case ``hard-kappa-chain`` or any catalog family with a
+``kappa`` parameter), against the theory table's κ exponents and their status
+(upper bound or tight).  The outcome is a :class:`SweepResult` (table, JSON).
 """
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -22,11 +25,12 @@ from ..oracles import COUNT_KINDS
 from .._text import format_table
 from .._validation import as_vector, check_choice, check_int, check_positive
 from .drivers import DRIVERS, run_driver
+from .parallel import check_parallel, run_tasks
 from .fit import bootstrap_slope, fit_slope, median_over_seeds, verdict
-from .theory import MEASURES, THEORY, theory_exponent
+from .theory import KAPPA_REGIMES, MEASURES, theory_exponent, theory_kappa_exponent
 from .trace import derived_totals, hitting_times, run_trace
 
-__all__ = ["eps_grid", "eps_sweep", "kappa_sweep", "SweepResult"]
+__all__ = ["eps_grid", "eps_sweep", "kappa_sweep", "check_kappas", "SweepResult", "KappaSweepResult"]
 
 
 def eps_grid(eps_max=1e-1, eps_min=1e-4, per_decade=2):
@@ -47,7 +51,9 @@ class SweepResult:
     (same shape) hold hitting values (NaN = not reached); ``fits[quantity]``
     the fitted :class:`~bilevel_ref.complexity.fit.Fit` (of the per-point medians over seeds, with a
     bootstrap interval when there are ≥ 2 seeds); ``theory[quantity]`` the
-    theory exponent; ``verdicts[quantity]`` from :func:`~bilevel_ref.complexity.fit.verdict`.
+    theory exponent; ``verdicts[quantity]`` from :func:`~bilevel_ref.complexity.fit.verdict`;
+    ``runs`` one record per run (seed, ε or None for a single run, nit, ρ, status, the final
+    iterate ``x`` as a list, and where and how long it ran: ``pid``, ``cpu_time``, ``wall_time``).
     """
 
     method: str
@@ -90,6 +96,7 @@ class SweepResult:
                 row.append(int(val) if np.isfinite(val) else "-")
             rows.append(row)
         lines = [format_table(headers, rows), ""]
+        bounds = getattr(self, "bounds", None)  # κ-sweeps: status of each theory exponent
         fit_rows = []
         for q, fit in self.fits.items():
             th = self.theory.get(q)
@@ -97,9 +104,10 @@ class SweepResult:
             ci = "" if fit.ci is None else f"[{fit.ci[0]:.3f}, {fit.ci[1]:.3f}]"
             fit_rows.append([q, f"{fit.slope:.4f}" if np.isfinite(fit.slope) else "nan",
                              f"{fit.stderr:.4f}" if np.isfinite(fit.stderr) else "-", ci or "-",
-                             fit.n_points, "-" if th is None else f"{th:.4f}", ver.get("text", "-")])
-        lines.append(format_table(["quantity", "slope", "stderr", "bootstrap CI", "points", "theory",
-                                   "verdict"], fit_rows))
+                             fit.n_points, "-" if th is None else f"{th:.4f}"]
+                            + ([bounds.get(q) or "-"] if bounds is not None else []) + [ver.get("text", "-")])
+        lines.append(format_table(["quantity", "slope", "stderr", "bootstrap CI", "points", "theory"]
+                                  + (["bound"] if bounds is not None else []) + ["verdict"], fit_rows))
         return "\n".join(lines)
 
     def to_json(self):
@@ -160,7 +168,8 @@ def _sweep_options(options, value):
 def eps_sweep(method, problem, eps=None, *, x0=None, seeds=(0,), options=None, problem_params=None,
               measure="norm", rho=None, single_run=None, maxiter=100_000, statistic="first",
               count_samples=False, cost_model=None, quantities=None, mode="upper", theory=None,
-              p=None, min_count=10, n_boot=1000, tol=None):
+              p=None, min_count=10, n_boot=1000, tol=None, n_jobs=1, parallel="loky", scheduler=None,
+              progress=None):
     """ε-sweep: hitting counts for each ε, fitted exponents, theory and verdicts.
 
     Parameters
@@ -209,6 +218,18 @@ def eps_sweep(method, problem, eps=None, *, x0=None, seeds=(0,), options=None, p
         Bootstrap resamples (with ≥ 2 seeds).
     tol : float, optional
         Verdict tolerance (default 0.15 upper / 0.1 sharp).
+    n_jobs : int, default 1
+        Runs in flight at once, one task per (seed, ε-run): 1 = one after
+        another in this process (no joblib), N ≥ 2 or −1 (all cores / all Dask
+        workers) through joblib (:mod:`~bilevel_ref.complexity.parallel`).
+        Results do not depend on it: same counts, fits and iterates.
+    parallel : {"loky", "dask"}
+        joblib backend: local worker processes, or an existing Dask cluster.
+    scheduler : str or distributed.Client, optional
+        The Dask scheduler's address (``parallel="dask"``; default: the
+        current client).  Checked, like the imports, before any run starts.
+    progress : bool, optional
+        tqdm bar of the runs done / total on stderr (default: on a terminal only).
 
     Returns
     -------
@@ -235,33 +256,31 @@ def eps_sweep(method, problem, eps=None, *, x0=None, seeds=(0,), options=None, p
     elif single_run and (eps_dep or callable(options)):
         raise ValueError("single_run=True needs a problem and options that do not depend on eps")
 
+    check_parallel(n_jobs, parallel, scheduler)  # bad arguments fail before any run
+
     n_s, n_e = len(seeds), eps.size
     its = np.full((n_s, n_e), np.nan)
     counts = {k: np.full((n_s, n_e), np.nan) for k in COUNT_KINDS}
     batch = np.ones((n_s, n_e))
-    runs, d = [], None
+    tasks, where = [], []
     for i, seed in enumerate(seeds):
         jobs = [(None, eps[-1])] if single_run else [(j, e) for j, e in enumerate(eps)]
         for j, e in jobs:
-            prob, start, _, _ = _resolve_problem(problem, problem_params, e, seed, x0)
-            d = getattr(prob, "dx", 1) + getattr(prob, "dy", 0)
-            opts = _sweep_options(options, e)
-            r = rho if rho is not None else _default_rho(prob, opts, measure)
-            if is_driver:
-                tr = run_driver(method_key, prob, start, opts, e, measure, r, maxiter)
-            else:
-                tr = run_trace(method_key, prob, start, seed=seed, options=opts, stop_eps=e,
-                               measure=measure, rho=r, maxiter=maxiter)
-            targets = eps if j is None else np.array([e])
-            cols = slice(None) if j is None else slice(j, j + 1)
-            it, cnt = hitting_times(tr, targets, measure, r, statistic)
-            its[i, cols] = it
-            for k in COUNT_KINDS:
-                counts[k][i, cols] = cnt.get(k, np.full(targets.size, np.nan))
-            batch[i, cols] = tr.batch
-            runs.append({"seed": seed, "eps": None if j is None else float(e),
-                         "nit": int(tr.iterations[-1]), "rho": r,
-                         **{k: v for k, v in tr.info.items() if k != "x"}})
+            # options are evaluated here (an ε-dependent callable need not be picklable)
+            tasks.append(_SweepTask(method_key, is_driver, problem, problem_params, float(e), seed, x0,
+                                    _sweep_options(options, e), rho, measure, maxiter, statistic,
+                                    eps if j is None else np.array([e]), j is None))
+            where.append((i, slice(None) if j is None else slice(j, j + 1)))
+    outcomes = run_tasks(_run_sweep_task, tasks, n_jobs, parallel, scheduler,
+                         desc=f"{method_key} sweep", progress=progress)
+    runs, d = [], None
+    for (i, cols), out in zip(where, outcomes):
+        its[i, cols] = out["iterations"]
+        for k in COUNT_KINDS:
+            counts[k][i, cols] = out["counts"].get(k, np.full(out["iterations"].size, np.nan))
+        batch[i, cols] = out["batch"]
+        runs.append(out["run"])
+        d = out["d"]
     counts = {k: v for k, v in counts.items() if np.nanmax(np.nan_to_num(v, nan=0.0), initial=0) > 0
               or k in ("grad_f", "grad_g")}
     totals = derived_totals(counts, d, batch=batch, cost_model=cost_model, count_samples=count_samples)
@@ -292,6 +311,53 @@ def eps_sweep(method, problem, eps=None, *, x0=None, seeds=(0,), options=None, p
     return result
 
 
+@dataclass
+class _SweepTask:
+    """One (seed, ε-run) of :func:`eps_sweep`: everything a worker needs, picklable."""
+
+    method: str
+    is_driver: bool
+    problem: object
+    problem_params: dict
+    eps: float
+    seed: int
+    x0: object
+    options: dict
+    rho: float
+    measure: str
+    maxiter: int
+    statistic: str
+    targets: np.ndarray
+    single_run: bool
+
+
+def _run_sweep_task(task):
+    """Run one task: build the problem, run to ``task.eps``, return the hitting values of its targets.
+
+    The run record also holds the task's CPU and wall seconds and the process id
+    (where it ran: :mod:`~bilevel_ref.complexity.parallel` workers).
+    """
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    prob, start, _, _ = _resolve_problem(task.problem, task.problem_params, task.eps, task.seed, task.x0)
+    opts = dict(task.options)
+    r = task.rho if task.rho is not None else _default_rho(prob, opts, task.measure)
+    if task.is_driver:
+        tr = run_driver(task.method, prob, start, opts, task.eps, task.measure, r, task.maxiter)
+    else:
+        tr = run_trace(task.method, prob, start, seed=task.seed, options=opts, stop_eps=task.eps,
+                       measure=task.measure, rho=r, maxiter=task.maxiter)
+    it, cnt = hitting_times(tr, task.targets, task.measure, r, task.statistic)
+    x = tr.info.get("x")
+    return {"iterations": it, "counts": cnt, "batch": tr.batch,
+            "d": getattr(prob, "dx", 1) + getattr(prob, "dy", 0),
+            "run": {"seed": task.seed, "eps": None if task.single_run else task.eps,
+                    "nit": int(tr.iterations[-1]), "rho": r,
+                    **{k: v for k, v in tr.info.items() if k != "x"},
+                    "x": None if x is None else np.asarray(x, dtype=float).tolist(),
+                    "cpu_time": time.process_time() - cpu0, "wall_time": time.perf_counter() - wall0,
+                    "pid": os.getpid()}}
+
+
 def _default_rho(problem, opts, measure):
     if measure not in ("sosp", "minimax"):
         return None
@@ -304,42 +370,179 @@ def _default_rho(problem, opts, measure):
     raise ValueError(f"measure={measure!r} needs rho (δ = sqrt(rho*eps)); give rho= or options['M']")
 
 
-def kappa_sweep(method, kappas, eps, *, dx=10, dy=10, seeds=(0,), options=None, measure="norm",
-                maxiter=100_000, quantities=None, theory=None, mode="upper", min_count=10):
-    """κ-sweep on the quadratic family (L = 1, μ = 1/κ) at fixed ε: fit log N vs log κ.
+@dataclass
+class KappaSweepResult(SweepResult):
+    """Outcome of :func:`kappa_sweep`: a :class:`SweepResult` over κ (``variable="kappa"``) plus
+    ``regime`` (``"total"`` or ``"inner"``), ``bounds[quantity]`` (status of the theory exponent:
+    ``"upper"``, ``"tight"``, ``"lower"``, ``"given"`` for an override, or None; shown in
+    :meth:`~SweepResult.table`), the fixed ``eps`` and
+    the ``problem_params`` shared by every κ."""
 
-    ``theory`` defaults to the table's κ exponent (``kappa_first_order`` /
-    ``kappa_second_order``) when stated.  The fitted "slope" is the exponent of
-    κ (the same :class:`~bilevel_ref.complexity.fit.Fit`, with 1/ε replaced by κ).
+    regime: str = "total"
+    bounds: dict = field(default_factory=dict)
+    eps: float = None
+    problem_params: dict = field(default_factory=dict)
+
+    def to_json(self):
+        """:meth:`SweepResult.to_json` plus ``regime``, ``bounds``, ``eps`` and ``problem_params``."""
+        out = super().to_json()
+        out.update({"regime": self.regime, "bounds": dict(self.bounds), "eps": self.eps,
+                    "problem_params": _jsonable(self.problem_params)})
+        return out
+
+
+def check_kappas(kappas, name="kappas"):
+    """Sorted float array of condition numbers: finite, all > 1, at least two distinct values."""
+    kappas = as_vector(kappas, name)
+    if not np.all(np.isfinite(kappas)):
+        raise ValueError(f"{name} must be finite, got {kappas.tolist()}")
+    if np.any(kappas <= 1):
+        raise ValueError(f"{name} must all be > 1 (a condition number L/mu), got {kappas.tolist()}")
+    kappas = np.unique(kappas)
+    if kappas.size < 2:
+        raise ValueError(f"{name} needs at least two distinct values to fit an exponent, got {kappas.tolist()}")
+    return kappas
+
+
+def _kappa_problem(problem, params, kappa):
+    """A picklable ε-sweep problem for one κ: (catalog name or instance, its parameters)."""
+    if isinstance(problem, str):
+        return problem, {**params, "kappa": float(kappa)}
+    return (lambda _eps, seed, kappa=float(kappa): problem(kappa, seed)), None
+
+
+def kappa_sweep(method, kappas, eps, *, problem="quadratic", problem_params=None, dx=None, dy=None,
+                seeds=(0,), options=None, measure="norm", maxiter=100_000, quantities=None, theory=None,
+                mode=None, regime=None, min_count=10, tol=None, n_boot=1000):
+    r"""κ-sweep at fixed ε: hitting counts for each condition number, fitted κ exponents, theory, verdicts.
+
+    For every κ the problem is built with that condition number, the method
+    runs to the target ε (:func:`eps_sweep` with one ε) and the oracle calls
+    at the hitting time are recorded; then
+
+    .. math::
+
+        \log N(\kappa) = a + b\log\kappa
+
+    is fitted by least squares on the points with N ≥ ``min_count`` (median
+    over seeds, bootstrap interval with ≥ 2 seeds), and b is compared with the
+    theory table's κ exponent (:func:`~bilevel_ref.complexity.theory.theory_kappa_exponent`).
+
+    Parameters
+    ----------
+    method : str
+        A registered method or a reference driver.
+    kappas : array_like
+        Condition numbers, each > 1, at least two distinct (sorted ascending).
+    eps : float
+        The fixed stationarity target.
+    problem : str or callable, default "quadratic"
+        A catalog name whose builder takes ``kappa`` (``"quadratic"``:
+        L = 1, μ = 1/κ; ``"hard-kappa-chain"``: Nesterov's chain,
+        :mod:`bilevel_ref.problems.hard_kappa`), or a callable
+        ``(kappa, seed) -> (problem, x0)``.
+    problem_params : dict, optional
+        Other builder parameters, the same for every κ; ``dx`` / ``dy`` are
+        shorthands (the quadratic family's dimensions).
+    options : dict or callable kappa -> dict
+        Method options; a callable makes them κ-dependent (e.g. a penalty λ ∝ κ).
+    regime : {"total", "inner"}, optional
+        Which κ exponents to compare with (module docstring of
+        :mod:`~bilevel_ref.complexity.theory`): the paper's total bound, or
+        one inner solve at fixed accuracy.  Default: the problem's
+        ``kappa_regime`` attribute (``"inner"`` for ``hard-kappa-chain``,
+        where φ does not depend on κ), else ``"total"``.
+    theory : float or dict, optional
+        Override the theory exponent (one value, or by quantity).
+    mode : {"upper", "sharp"}, optional
+        Verdict type; default per quantity: ``"sharp"`` when the theory
+        exponent is tight, else ``"upper"``.
+    tol : float, optional
+        Verdict tolerance (default 0.15 upper / 0.1 sharp).
+    seeds, measure, maxiter, quantities, min_count, n_boot
+        As in :func:`eps_sweep` (default quantities: iterations, first- and
+        second-order calls).
+
+    Returns
+    -------
+    KappaSweepResult
+
+    Raises
+    ------
+    ValueError
+        ``kappas`` with a value ≤ 1, a non-finite value or fewer than two
+        distinct values; ``eps`` ≤ 0; an unknown ``regime`` or ``mode``; a
+        catalog problem without a ``kappa`` parameter.
     """
-    from ..problems.quadratic import quadratic_bilevel
-
-    kappas = as_vector(kappas, "kappas")
+    t_start = time.perf_counter()
+    kappas = check_kappas(kappas)
     eps = check_positive(eps, "eps")
+    if regime is not None:
+        check_choice(regime, "regime", KAPPA_REGIMES)
+    if mode is not None:
+        check_choice(mode, "mode", ("upper", "sharp"))
+    seeds = [check_int(s, "seeds[i]", minimum=0) for s in (seeds if np.ndim(seeds) else [seeds])]
+    params = dict(problem_params or {})
+    for key, value in (("dx", dx), ("dy", dy)):
+        if value is not None:
+            params[key] = value
+    if isinstance(problem, str):
+        from ..problems.catalog import build_problem, describe_problems
+
+        known = {name: defaults for name, _, defaults in describe_problems()}
+        if problem in known and "kappa" not in known[problem]:
+            raise ValueError(f"problem {problem!r} has no 'kappa' parameter; κ-sweeps need one of "
+                             f"{sorted(n for n, d in known.items() if 'kappa' in d)} "
+                             "or a callable (kappa, seed) -> (problem, x0)")
+        probe = build_problem(problem, seed=seeds[0], **{**params, "kappa": float(kappas[0])})[0]
+        pname = problem
+    elif callable(problem):
+        probe = problem(float(kappas[0]), seeds[0])[0]
+        pname = getattr(probe, "name", "problem")
+    else:
+        raise TypeError(f"problem must be a catalog name or a callable (kappa, seed) -> (problem, x0), "
+                        f"got {type(problem).__name__}")
+    regime = regime or getattr(probe, "kappa_regime", "total")
+
     results = []
     for kappa in kappas:
-        def build(_eps, seed, kappa=float(kappa)):
-            return quadratic_bilevel(dx, dy, kappa=kappa, seed=seed), np.zeros(dx)
-
-        results.append(eps_sweep(method, build, [eps], seeds=seeds, options=options, measure=measure,
-                                 maxiter=maxiter, quantities=[], single_run=False))
+        prob, prob_params = _kappa_problem(problem, params, kappa)
+        opts = _sweep_options(options, float(kappa))
+        results.append(eps_sweep(method, prob, [eps], problem_params=prob_params, seeds=seeds, options=opts,
+                                 measure=measure, maxiter=maxiter, quantities=[], single_run=False))
     base = results[0]
     its = np.concatenate([r.iterations for r in results], axis=1)
-    totals = {k: np.concatenate([r.totals[k] for r in results], axis=1) for k in base.totals}
+    kinds = [k for k in COUNT_KINDS if any(k in r.counts for r in results)]
     counts = {k: np.concatenate([r.counts.get(k, np.full_like(r.iterations, np.nan)) for r in results], axis=1)
-              for k in base.counts}
-    out = SweepResult(base.method, "quadratic", "kappa", kappas, list(seeds), measure, its, counts, totals,
-                      {}, {}, {}, _jsonable(options or {}), False, sum(r.elapsed for r in results))
-    row = [r for r in THEORY if r["method"] == base.method]
+              for k in kinds}
+    names = [k for k in base.totals]
+    totals = {k: np.concatenate([r.totals.get(k, np.full_like(r.iterations, np.nan)) for r in results], axis=1)
+              for k in names}
+    opts_record = ({str(k): _jsonable(_sweep_options(options, float(k))) for k in kappas} if callable(options)
+                   else _jsonable(options or {}))
+    out = KappaSweepResult(base.method, pname, "kappa", kappas, list(seeds), measure, its, counts, totals,
+                           {}, {}, {}, opts_record, False, 0.0,
+                           [dict(run, kappa=float(k)) for k, r in zip(kappas, results) for run in r.runs],
+                           regime=regime, eps=float(eps), problem_params=params)
     for q in quantities or ["iterations", "first_order", "second_order"]:
-        vals = median_over_seeds(out.quantity(q))
-        # log N = a + b log κ: reuse the ε fitter with 1/κ in place of ε
-        fit = fit_slope(1.0 / kappas, vals, min_count)
+        vals = out.quantity(q)
+        # log N = a + b log κ: the ε fitter with 1/κ in place of ε
+        if len(seeds) >= 2:
+            fit, _, _ = bootstrap_slope(1.0 / kappas, vals, n_boot=n_boot, rng=0, min_count=min_count)
+        else:
+            fit = fit_slope(1.0 / kappas, vals[0], min_count)
         out.fits[q] = fit
         th = theory.get(q) if isinstance(theory, dict) else theory
-        if th is None and row and q in ("first_order", "second_order"):
-            th = row[0].get(f"kappa_{q}")
+        status = "given" if th is not None else None
+        if th is None and not isinstance(theory, dict):
+            try:
+                th, status = theory_kappa_exponent(base.method, q, regime)
+            except ValueError:  # a driver or a method without a theory row
+                th, status = None, None
         out.theory[q] = th
-        out.verdicts[q] = verdict(fit.slope, th, mode)
+        out.bounds[q] = status
+        q_mode = mode or ("sharp" if status == "tight" else "upper")
+        out.verdicts[q] = verdict(fit.slope, th, q_mode, tol)
+    out.elapsed = time.perf_counter() - t_start
     return out
 

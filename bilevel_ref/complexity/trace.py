@@ -249,7 +249,7 @@ def run_trace(method, problem, x0, *, seed=0, options=None, stop_eps=None, measu
     Returns
     -------
     Trace
-        ``info`` holds the run's status, message and final ``nit``.
+        ``info`` holds the run's status, message, final ``nit`` and final iterate ``x``.
     """
     from .._minimize import minimize
     from .._solver import get_method
@@ -271,5 +271,5 @@ def run_trace(method, problem, x0, *, seed=0, options=None, stop_eps=None, measu
     batch = res.options.get("batch_size") or 1
     return rec.trace(batch if isinstance(batch, numbers.Integral) else 1,
                      {"status": int(res.status), "message": res.message, "nit": int(res.nit),
-                      "success": bool(res.success)})
+                      "success": bool(res.success), "x": np.array(res.x, dtype=float)})
 

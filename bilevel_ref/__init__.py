@@ -21,7 +21,7 @@ __all__ = [
     "BilevelProblem", "MinimaxProblem", "OracleCounter", "BudgetExhausted",
     "BilevelResult", "History", "Status", "OptionError", "BilevelRefWarning", "problems", "complexity", "crosscheck", "__version__",
     "solve_cubic", "LazyCubic", "CubicResult", "cubic_kkt",
-    "check_problem", "ProblemCheck",
+    "check_problem", "ProblemCheck", "profiles",
 ]
 
 
@@ -31,4 +31,8 @@ def __getattr__(name):
         from . import check
 
         return getattr(check, name)
+    if name == "profiles":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.profiles")
     raise AttributeError(f"module 'bilevel_ref' has no attribute {name!r}")

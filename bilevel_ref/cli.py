@@ -1,7 +1,7 @@
 """The ``bilevel-ref`` command.
 
 Sub-commands: ``list``, ``run`` (here) and ``compare``, ``complexity``,
-``crosscheck``, ``bench`` (each in its own module with a ``main(argv)``).
+``crosscheck``, ``profiles``, ``bench`` (each in its own module with a ``main(argv)``).
 Progress bars go to stderr; tables and JSON to stdout.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ _DELEGATED = {
     "complexity": "bilevel_ref.complexity.cli",
     "crosscheck": "bilevel_ref.crosscheck",
     "check-problem": "bilevel_ref.check",
+    "profiles": "bilevel_ref.profiles.cli",
 }
 #: ``bilevel-ref bench NAME`` -> module ``bilevel_ref.bench.NAME`` (dashes as underscores)
 
@@ -112,7 +113,7 @@ def main(argv=None):
     if argv and argv[0] == "bench":
         if len(argv) < 2 or argv[1].startswith("-"):
             wants_help = argv[1:2] in (["-h"], ["--help"])
-            print("usage: bilevel-ref bench NAME [options]  (NAME: cubic, stochastic, second-order; "
+            print("usage: bilevel-ref bench NAME [options]  (NAME: cubic, stochastic, second-order, sweeps; "
                   "`bilevel-ref bench NAME --help` for its options)", file=sys.stdout if wants_help else sys.stderr)
             return 0 if wants_help else 2
         return _delegate(f"bilevel_ref.bench.{argv[1].replace('-', '_')}", argv[2:])

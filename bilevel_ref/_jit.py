@@ -192,10 +192,16 @@ def jit(*args, **options):
             raise TypeError(f"jit takes one signature or a list of signatures, got {len(args)} arguments")
         sigs = list(args[0]) if isinstance(args[0], (list, tuple)) else [args[0]]
 
+    closure_cache = options.get("cache") == "closure"
+    if closure_cache:
+        options["cache"] = False
+
     def decorate(func):
         if not enabled():
             return func
         dispatcher = _load_numba().njit(**options)(func)
+        if closure_cache and func.__closure__:
+            _enable_closure_cache(dispatcher)
         _recover_cache_failures(dispatcher)
         if sigs:  # numba.njit(sigs) compiles these and no others; here after the cache is guarded
             for sig in sigs:
@@ -204,6 +210,67 @@ def jit(*args, **options):
         return dispatcher
 
     return decorate if func is None else decorate(func)
+
+
+# --------------------------------------------------------------------------- closures on disk
+def _stable_description(value, seen=None):
+    """What a closure cell holds, described without process-specific identities.
+
+    numba keys a closure's cache entry by pickling its cells, and a pickled
+    dispatcher carries a per-process UUID: such entries never hit in a new
+    process.  A dispatcher is described here by its function's module,
+    qualified name, bytecode, the SHA-256 of its source file and (recursively)
+    its own closure, so an edit to an oracle's module gives a new key.
+    """
+    import hashlib
+    import inspect
+    import pickle
+
+    seen = set() if seen is None else seen
+    py_func = getattr(value, "py_func", None)
+    if py_func is not None:
+        if id(py_func) in seen:
+            return ("recursive", py_func.__qualname__)
+        seen.add(id(py_func))
+        try:
+            with open(inspect.getsourcefile(py_func), "rb") as fh:
+                source = hashlib.sha256(fh.read()).hexdigest()
+        except (OSError, TypeError):
+            source = None
+        cells = tuple(_stable_description(c.cell_contents, seen) for c in py_func.__closure__ or ())
+        return ("dispatcher", py_func.__module__, py_func.__qualname__,
+                hashlib.sha256(py_func.__code__.co_code).hexdigest(), source, cells)
+    if isinstance(value, tuple):
+        return tuple(_stable_description(v, seen) for v in value)
+    return ("value", hashlib.sha256(pickle.dumps(value)).hexdigest())
+
+
+def _enable_closure_cache(dispatcher):
+    """Cache a kernel built by a factory (a closure over jitted oracles) on disk.
+
+    Used through ``jit(cache="closure")`` by the method kernels of
+    :mod:`bilevel_ref._kernels.loops`, which bind a problem family's compiled
+    oracles as constants: without this, every process would compile them again
+    (seconds per method and family).  The entry is keyed by the closure's
+    stable description (:func:`_stable_description`); numba's usual rule
+    applies besides: edits to modules other than the kernel's and the oracles'
+    own files are not detected (clear the cache, module docstring).
+    """
+    import hashlib
+
+    from numba.core.caching import FunctionCache
+
+    class ClosureFunctionCache(FunctionCache):
+        def _index_key(self, sig, codegen):
+            func = self._py_func
+            cells = tuple(_stable_description(c.cell_contents) for c in func.__closure__ or ())
+            digest = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
+            return (sig, codegen.magic_tuple(), (digest(func.__code__.co_code), digest(repr(cells).encode())))
+
+    try:
+        dispatcher._cache = ClosureFunctionCache(dispatcher.py_func)
+    except Exception:  # noqa: BLE001 -- no locatable cache directory: stay in memory, as before
+        pass
 
 
 # --------------------------------------------------------------------------- cache failures
@@ -361,10 +428,16 @@ def parallel_jit(*args, **options):
     options.setdefault("cache", True)
     options["parallel"] = True
 
+    closure_cache = options.get("cache") == "closure"
+    if closure_cache:
+        options["cache"] = False
+
     def decorate(func):
         if not enabled():
             return func
         dispatcher = _load_numba().njit(**options)(func)
+        if closure_cache and func.__closure__:
+            _enable_closure_cache(dispatcher)
         _recover_cache_failures(dispatcher)
         dispatcher.disjoint_parallel = True   # the policy test accepts parallel=True only with this mark
         return dispatcher

@@ -215,3 +215,36 @@ def test_explicit_signatures_compile_eagerly_and_only_those():
         kernel(np.ones(2))  # compilation disabled after the given signatures
     with pytest.raises(TypeError, match="one signature"):
         _jit.jit("float64(float64)", "int64(int64)")
+
+
+def test_method_kernels_are_loaded_from_the_disk_cache_in_a_new_process(tmp_path):
+    """The closures of _kernels.loops (oracles bound as constants) hit numba's cache in a second process."""
+    code = """
+        import numpy as np
+        import bilevel_ref as br
+        from bilevel_ref._kernels import loops
+        from bilevel_ref.problems import quadratic_bilevel, catalog
+        p = quadratic_bilevel(dx=3, dy=3, kappa=4.0, seed=0)
+        r = br.minimize(p, "f2ba", np.zeros(3), options={"backend": "numba", "maxiter": 3, "lam": 10.0,
+                                                          "inner_steps": 5})
+        hits = sum(sum(k.stats.cache_hits.values()) for k in loops._KERNELS.values())
+        misses = sum(sum(k.stats.cache_misses.values()) for k in loops._KERNELS.values())
+        print(hits, misses, repr(r.x.tolist()))
+    """
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    first = run(code, **env).split(maxsplit=2)
+    second = run(code, **env).split(maxsplit=2)
+    assert int(first[1]) > 0                       # compiled the first time
+    assert int(second[0]) > 0 and int(second[1]) == 0   # loaded the second time
+    assert first[2] == second[2]                   # same iterates from the cached code
+
+
+@pytest.mark.skipif(not _jit.enabled(), reason="numba JIT disabled")
+def test_closure_cache_keys_tell_oracle_families_apart():
+    """Two families' compiled oracles, or the same oracle twice, must not share / must share a key."""
+    from bilevel_ref._kernels import problems as P
+
+    key = _jit._stable_description
+    assert key(P.quad_grad_y_g) == key(P.quad_grad_y_g)
+    assert key(P.quad_grad_y_g) != key(P.quartic_grad_y_g)
+    assert key((P.quad_grad_y_g, 1.0)) != key((P.quad_grad_y_g, 2.0))

@@ -118,7 +118,7 @@ def _agd_update(y, z, g, eta, theta):
 
 
 def _build_penalty_hessian(hess_f, hess_g):
-    @_jit.jit(cache=False)
+    @_jit.jit(cache="closure")
     def kernel(x, y, w, lam, data):
         A_f, B_f, D_f = hess_f(x, y, data)
         A_g, B_g, D_g = hess_g(x, y, data)
@@ -135,7 +135,7 @@ def _build_penalty_hessian(hess_f, hess_g):
 
 
 def _build_penalty_first_order(grad_x_f, grad_y_f, grad_x_g, grad_y_g):
-    @_jit.jit(cache=False)
+    @_jit.jit(cache="closure")
     def kernel(x, y0, w0, lam, data, agd, eta_y, theta_y, eta_w, theta_w, steps, tol):
         has_tol = tol == tol
         y = y0.copy()
@@ -177,7 +177,7 @@ def _build_penalty_second_order(grad_x_f, grad_y_f, grad_x_g, grad_y_g, hess_f, 
     first = _build_penalty_first_order(grad_x_f, grad_y_f, grad_x_g, grad_y_g)
     hessian = _build_penalty_hessian(hess_f, hess_g)
 
-    @_jit.jit(cache=False)
+    @_jit.jit(cache="closure")
     def kernel(x, y0, w0, lam, data, eta_y, theta_y, eta_w, theta_w, steps, tol):
         y, w, G, n_y, n_w = first(x, y0, w0, lam, data, True, eta_y, theta_y, eta_w, theta_w, steps, tol)
         H, ok = hessian(x, y, w, lam, data)
@@ -223,7 +223,7 @@ def penalty_step(problem, oracles, x, y, w, lam, steps, eta_y, theta_y, eta_w, t
 # minimax (MCN, LMCN)
 # ---------------------------------------------------------------------------
 def _build_minimax_inner(grad_x_f, grad_y_f):
-    @_jit.jit(cache=False)
+    @_jit.jit(cache="closure")
     def kernel(x, y0, data, eta, theta, steps, tol):
         has_tol = tol == tol
         y = y0.copy()
@@ -254,7 +254,7 @@ def minimax_inner(problem, oracles, x, y, steps, eta, theta, tol):
 
 
 def _build_minimax_hessian(hess_f):
-    @_jit.jit(cache=False)
+    @_jit.jit(cache="closure")
     def kernel(x, y, data):
         A, B, D = hess_f(x, y, data)
         Q, ok = cholesky_quadratic_form(B, -D)
@@ -268,7 +268,7 @@ def _build_minimax_step(grad_x_f, grad_y_f, hess_f):
     inner = _build_minimax_inner(grad_x_f, grad_y_f)
     hessian = _build_minimax_hessian(hess_f)
 
-    @_jit.jit(cache=False)
+    @_jit.jit(cache="closure")
     def kernel(x, y0, data, eta, theta, steps, tol):
         y, n, G = inner(x, y0, data, eta, theta, steps, tol)
         H, ok = hessian(x, y, data)
@@ -297,7 +297,7 @@ def minimax_step(problem, oracles, x, y, steps, eta, theta, tol, hessian):
 # AID and ITD (deterministic mode)
 # ---------------------------------------------------------------------------
 def _build_aid(grad_x_f, grad_y_f, grad_y_g, hvp_yy_g, cross_g):
-    @_jit.jit(cache=False)
+    @_jit.jit(cache="closure")
     def kernel(x, y0, v0, use_v0, data, step_y, inner_steps, linsys_steps, rtol, neumann, eta):
         y = y0.copy()
         for _ in range(inner_steps):
@@ -360,7 +360,7 @@ def aid(problem, oracles, x, y, v0, step_y, inner_steps, linsys_steps, rtol, neu
 
 
 def _build_itd(grad_x_f, grad_y_f, grad_y_g, hvp_yy_g, cross_g):
-    @_jit.jit(cache=False)
+    @_jit.jit(cache="closure")
     def kernel(x, y0, steps, alpha, first, data):
         ys = np.empty((steps + 1, y0.shape[0]))
         ys[0] = y0
@@ -407,7 +407,7 @@ def _met(gn, lam, eps, measure, rho):
 
 
 def _build_driver_gd(grad_phi):
-    @_jit.jit(cache=False)
+    @_jit.jit(cache="closure")
     def kernel(x0, data, step, stop_eps, has_stop, maxiter, measure, rho):
         size = min(maxiter + 1, 4096)
         gns = np.empty(size)
@@ -434,7 +434,7 @@ def _build_driver_gd(grad_phi):
 
 
 def _build_driver(grad_phi, hess_phi):
-    @_jit.jit(cache=False)
+    @_jit.jit(cache="closure")
     def kernel(x0, data, cubic, step, M, stop_eps, has_stop, maxiter, need_hess, measure, rho,
                tol_hard, maxiter_secular):
         size = min(maxiter + 1, 4096)

@@ -54,8 +54,10 @@ caller runs the NumPy reference instead (same counts, same error and message).
 Kernels taking a jitted function as an *argument* pay numba's dispatch on
 every call (~5 µs per function argument); the method kernels of
 :mod:`bilevel_ref._kernels.loops` are therefore compiled once per
-:class:`CompiledOracles` with the oracles bound as constants (not cached on
-disk: a closure over dispatchers is keyed by their identity).
+:class:`CompiledOracles` with the oracles bound as constants, and cached on
+disk under a key that describes the bound oracles by module, name, bytecode
+and source file (``jit(cache="closure")`` of :mod:`bilevel_ref._jit`): a new
+process loads them instead of compiling again.
 
 The older, lower-level-only convention ``numba_lower_oracles(x) -> (grad_fn,
 hvp_fn, params)`` of the stand-alone AGD and CG kernels

@@ -192,17 +192,12 @@ def jit(*args, **options):
             raise TypeError(f"jit takes one signature or a list of signatures, got {len(args)} arguments")
         sigs = list(args[0]) if isinstance(args[0], (list, tuple)) else [args[0]]
 
-    closure_cache = options.get("cache") == "closure"
-    if closure_cache:
-        options["cache"] = False
+    closure_cache = _closure_cache_requested(options)
 
     def decorate(func):
         if not enabled():
             return func
-        dispatcher = _load_numba().njit(**options)(func)
-        if closure_cache and func.__closure__:
-            _enable_closure_cache(dispatcher)
-        _recover_cache_failures(dispatcher)
+        dispatcher = _dispatcher(func, options, closure_cache)
         if sigs:  # numba.njit(sigs) compiles these and no others; here after the cache is guarded
             for sig in sigs:
                 dispatcher.compile(sig)
@@ -213,6 +208,23 @@ def jit(*args, **options):
 
 
 # --------------------------------------------------------------------------- closures on disk
+def _closure_cache_requested(options):
+    """True for ``cache="closure"`` (then numba's own cache is off: :func:`_enable_closure_cache`)."""
+    if options.get("cache") != "closure":
+        return False
+    options["cache"] = False
+    return True
+
+
+def _dispatcher(func, options, closure_cache):
+    """``numba.njit(**options)(func)`` with the package's cache handling."""
+    dispatcher = _load_numba().njit(**options)(func)
+    if closure_cache and func.__closure__:
+        _enable_closure_cache(dispatcher)
+    _recover_cache_failures(dispatcher)
+    return dispatcher
+
+
 def _stable_description(value, seen=None):
     """What a closure cell holds, described without process-specific identities.
 
@@ -428,17 +440,12 @@ def parallel_jit(*args, **options):
     options.setdefault("cache", True)
     options["parallel"] = True
 
-    closure_cache = options.get("cache") == "closure"
-    if closure_cache:
-        options["cache"] = False
+    closure_cache = _closure_cache_requested(options)
 
     def decorate(func):
         if not enabled():
             return func
-        dispatcher = _load_numba().njit(**options)(func)
-        if closure_cache and func.__closure__:
-            _enable_closure_cache(dispatcher)
-        _recover_cache_failures(dispatcher)
+        dispatcher = _dispatcher(func, options, closure_cache)
         dispatcher.disjoint_parallel = True   # the policy test accepts parallel=True only with this mark
         return dispatcher
 

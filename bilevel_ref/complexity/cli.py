@@ -153,15 +153,7 @@ def main(argv=None):
         return 2
     print(f"{res.method} on {res.problem}: measure={res.measure}, seeds={res.seeds}, "
           f"single_run={res.single_run}, {res.elapsed:.1f} s")
-    print(res.table())
-    if args.json == "-":
-        print(dumps_json(res.to_json()))
-    elif args.json:
-        write_json_atomic(args.json, res.to_json())
-    if args.plot:
-        plot_sweep(res, args.plot)
-    failed = [q for q, v in res.verdicts.items() if v.get("pass") is False]
-    return 1 if (args.strict and failed) else 0
+    return _report(res, args)
 
 
 def _kappa_main(args, params, fixed):
@@ -204,6 +196,11 @@ def _kappa_main(args, params, fixed):
         return 2
     print(f"{res.method} on {res.problem}: κ-sweep at eps={res.eps:g}, measure={res.measure}, "
           f"seeds={res.seeds}, regime={res.regime}, {res.elapsed:.1f} s")
+    return _report(res, args)
+
+
+def _report(res, args):
+    """Table, ``--json`` and ``--plot`` of a sweep result; the exit status (1: a failed verdict with ``--strict``)."""
     print(res.table())
     if args.json == "-":
         print(dumps_json(res.to_json()))

@@ -38,10 +38,10 @@ from .cli import main
 from .drivers import DRIVERS, cubic_newton_trace, gd_trace
 from .fit import Fit, bootstrap_slope, fit_slope, verdict
 from .plot import plot_sweep
-from .sweep import SweepResult, eps_grid, eps_sweep, kappa_sweep
+from .sweep import KappaSweepResult, SweepResult, eps_grid, eps_sweep, kappa_sweep
 from .dimension import DimSweepResult, dim_sweep, plot_dim_sweep
 from .parallel import run_tasks
-from .theory import MEASURES, QUANTITIES, THEORY, theory_exponent, theory_rows
+from .theory import MEASURES, QUANTITIES, THEORY, theory_exponent, theory_kappa_exponent, theory_rows
 from .trace import (DEFAULT_COST, Trace, derived_totals, hitting_index, hitting_times, run_trace,
                     true_stationarity)
 
@@ -49,6 +49,7 @@ __all__ = [
     "THEORY", "DEFAULT_COST", "MEASURES", "QUANTITIES", "DRIVERS", "Trace", "Fit", "SweepResult",
     "theory_rows", "theory_exponent", "fit_slope", "bootstrap_slope", "verdict",
     "hitting_index", "hitting_times", "derived_totals", "true_stationarity",
-    "run_trace", "gd_trace", "cubic_newton_trace", "eps_sweep", "kappa_sweep",
+    "run_trace", "gd_trace", "cubic_newton_trace", "eps_sweep", "kappa_sweep", "KappaSweepResult",
+    "theory_kappa_exponent",
     "eps_grid", "plot_sweep", "main", "dim_sweep", "DimSweepResult", "plot_dim_sweep", "run_tasks",
 ]

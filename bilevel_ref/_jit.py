@@ -225,6 +225,10 @@ def _dispatcher(func, options, closure_cache):
     return dispatcher
 
 
+class _NoStableKey(Exception):
+    """A closure cell holds a jitted function without a source file: no key is stable across processes."""
+
+
 def _stable_description(value, seen=None):
     """What a closure cell holds, described without process-specific identities.
 
@@ -248,10 +252,11 @@ def _stable_description(value, seen=None):
             with open(inspect.getsourcefile(py_func), "rb") as fh:
                 source = hashlib.sha256(fh.read()).hexdigest()
         except (OSError, TypeError):
-            source = None
+            raise _NoStableKey(py_func.__qualname__) from None  # e.g. defined in an interactive session
         cells = tuple(_stable_description(c.cell_contents, seen) for c in py_func.__closure__ or ())
+        code = py_func.__code__
         return ("dispatcher", py_func.__module__, py_func.__qualname__,
-                hashlib.sha256(py_func.__code__.co_code).hexdigest(), source, cells)
+                hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest(), source, cells)
     if isinstance(value, tuple):
         return tuple(_stable_description(v, seen) for v in value)
     return ("value", hashlib.sha256(pickle.dumps(value)).hexdigest())
@@ -272,12 +277,17 @@ def _enable_closure_cache(dispatcher):
 
     from numba.core.caching import FunctionCache
 
+    func = dispatcher.py_func
+    try:
+        cells = tuple(_stable_description(c.cell_contents) for c in func.__closure__ or ())
+    except _NoStableKey:
+        return  # compiled once per process, as without a cache
+    cells_digest = hashlib.sha256(repr(cells).encode()).hexdigest()
+
     class ClosureFunctionCache(FunctionCache):
         def _index_key(self, sig, codegen):
-            func = self._py_func
-            cells = tuple(_stable_description(c.cell_contents) for c in func.__closure__ or ())
-            digest = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
-            return (sig, codegen.magic_tuple(), (digest(func.__code__.co_code), digest(repr(cells).encode())))
+            code = hashlib.sha256(self._py_func.__code__.co_code).hexdigest()
+            return (sig, codegen.magic_tuple(), (code, cells_digest))
 
     try:
         dispatcher._cache = ClosureFunctionCache(dispatcher.py_func)

@@ -248,3 +248,22 @@ def test_closure_cache_keys_tell_oracle_families_apart():
     assert key(P.quad_grad_y_g) == key(P.quad_grad_y_g)
     assert key(P.quad_grad_y_g) != key(P.quartic_grad_y_g)
     assert key((P.quad_grad_y_g, 1.0)) != key((P.quad_grad_y_g, 2.0))
+
+
+@pytest.mark.skipif(not _jit.enabled(), reason="numba JIT disabled")
+def test_closure_over_a_function_without_source_file_is_not_cached_on_disk():
+    """Oracles typed into a session have no stable identity across processes: no disk cache (no false hit)."""
+    namespace = {}
+    exec("def oracle(y):\n    return 2.0 * y\n", namespace)  # no source file
+    oracle = _jit.jit(cache=False)(namespace["oracle"])
+
+    def build(f):
+        def kernel(y):
+            return f(y)
+        return kernel
+
+    kernel = _jit.jit(cache="closure")(build(oracle))
+    assert type(kernel._cache).__name__ != "ClosureFunctionCache"
+    assert kernel(np.ones(2)).tolist() == [2.0, 2.0]
+    with pytest.raises(_jit._NoStableKey):
+        _jit._stable_description(oracle)

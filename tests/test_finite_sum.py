@@ -484,15 +484,50 @@ def test_bench_rows_give_both_thread_settings():
     from bilevel_ref.bench import stochastic
 
     rows = stochastic.run(["soba", "mrbo"], ("dense",), n=64, d=5, batch_size=8, iters=2, repeat=1)
-    ref = rows[0]
+    ref, one = rows[0], rows[1]
     assert ref["method"] == "slice read" and ref["seconds"] > 0 and ref["wall"] is None
-    by_method = {r["method"]: r for r in rows[1:]}
+    # the reference cycles over the problem's six dense tensors (both levels); the one-tensor read is reported
+    assert ref["tensors"] == 6 and ref["data_bytes"] == 6 * 64 * 5 * 5 * 8
+    assert one["method"] == stochastic.ONE_TENSOR and one["ratio"] == pytest.approx(one["seconds"] / ref["seconds"])
+    by_method = {r["method"]: r for r in rows[2:]}
     assert set(by_method) == {"grad_g", "soba", "mrbo"}
+    assert by_method["grad_g"]["sums"] is None and by_method["soba"]["sums"] > 0
     for r in by_method.values():
         assert r["ratio"] == pytest.approx(r["wall"] / ref["seconds"])
         assert r["one_thread"]["ratio"] == pytest.approx(r["one_thread"]["wall"] / ref["seconds"])
     assert by_method["mrbo"]["target"] == stochastic.TARGETS["mrbo"]      # dense float64: targets apply
     assert by_method["grad_g"]["target"] is None
+
+
+def test_slice_read_plan_reads_every_slab_of_every_tensor_once_per_pass():
+    from bilevel_ref.bench.stochastic import slice_read_plan
+
+    plan = slice_read_plan(6, 1024, 64)
+    assert len(plan) == 96 and len(set(plan)) == 96                  # 6 tensors x 16 slabs, no repeat
+    assert {j for j, _ in plan} == set(range(6)) and {s for _, s in plan} == set(range(0, 1024, 64))
+    assert [j for j, _ in plan[:7]] == [0, 1, 2, 3, 4, 5, 0]          # tensors in turn
+    assert slice_read_plan(1, 32, 8) == [(0, (8 * k) % 25) for k in range(64)]   # at least 64 reads
+    assert len(slice_read_plan(2, 32, 8, reads=5)) == 5
+
+
+def test_bench_counts_the_slices_a_dense_iteration_reads(monkeypatch):
+    """SOBA reads 5 batch sums per iteration (grad_f: S^yy, S^xx, S^xy of f; fused_g: S^yy, S^xy of g):
+    with the batch-sum cache off, every one is formed, and the bench reports exactly that."""
+    from bilevel_ref.bench import stochastic
+    from bilevel_ref.problems.finite_sum import _DenseSamples
+
+    monkeypatch.setattr(_DenseSamples, "CACHE_ENTRIES", 0)
+    p = finite_sum_quadratic(64, 64, 5, 4, storage="dense", seed=0)
+    assert stochastic.measure_method(p, np.zeros(4), "soba", 8, iters=3, repeat=2)["sums"] == 5
+    assert stochastic.measure_method(finite_sum_quadratic(64, 64, 5, 4, seed=0), np.zeros(4), "soba", 8,
+                                     iters=3, repeat=1)["sums"] is None   # factored storage
+
+
+def test_last_level_cache_size_is_positive_or_unknown():
+    from bilevel_ref.bench.stochastic import last_level_cache_bytes
+
+    size = last_level_cache_bytes()
+    assert size is None or (isinstance(size, int) and size >= 1 << 16)
 
 
 def test_bench_status_says_missed_when_a_target_is_missed():

@@ -6,9 +6,14 @@ per level, d = 100 × 100, batch 64, float64 by default) and for each storage
 (``factored``, ``dense``) this measures, in one run and in one process:
 
 * the *reference*, one **slice read**: a contiguous batch×d×d slab of a
-  dense tensor (the lower-level Hessians) times a vector, through BLAS held to
-  one thread, cycling over the tensor so that every read comes from memory
-  (:func:`measure_slice_read`);
+  dense tensor times a vector, through BLAS held to one thread, cycling over
+  the slabs of **all the problem's dense tensors** (both levels: the data the
+  methods stream) so that the reference reads from the same level of the
+  memory hierarchy as the methods (:func:`measure_slice_read`).  Cycling over
+  one 82 MB tensor, as first specified, is also reported (row ``slice read,
+  one tensor``): on a machine whose last-level cache holds that tensor (300 MiB
+  on the 2-core development machine) it measures the cache, not memory, while
+  the methods' 492 MB of data do not fit;
 * for each method, at the machine's **default threads** and at **one
   thread** (threadpoolctl limits BLAS and, through
   :func:`bilevel_ref._jit.kernel_threads`, the numba kernels): wall time per
@@ -46,7 +51,8 @@ import time
 
 import numpy as np
 
-__all__ = ["METHODS", "VARIANTS", "TARGETS", "THREADS", "main", "measure_unit", "measure_slice_read", "measure_method",
+__all__ = ["METHODS", "VARIANTS", "TARGETS", "THREADS", "main", "measure_unit", "measure_slice_read",
+           "last_level_cache_bytes", "slice_read_plan", "reference_tensors", "ONE_TENSOR", "measure_method",
            "benchmark_options", "best_per_call", "run", "target_status", "thread_setting"]
 
 #: method -> options of the benchmark configuration (the issue's targets:
@@ -83,6 +89,9 @@ TARGETS = {"soba": 3.5, "mrbo": 15.0, "f2sa": 45.0}
 
 #: the two thread settings of every figure: the machine's default, and one thread
 THREADS = ("default", 1)
+
+#: the method name of the row of the one-tensor slice read (cycling over the lower Hessians only)
+ONE_TENSOR = "slice read, one tensor"
 
 
 def thread_setting(threads):
@@ -126,25 +135,62 @@ def measure_unit(problem, batch_size, *, calls=200, repeat=5, seed=0, clock=time
     return best_per_call(lambda b: problem.grad_g(x, y, batch=b), [(b,) for b in batches], repeat, clock)
 
 
-def measure_slice_read(tensor, batch_size, *, reads=64, repeat=5):
-    """Wall seconds of one slice read: ``tensor[s:s+batch]`` (contiguous) as a (batch·rows)×cols
-    matrix times a vector, BLAS held to one thread, s cycling over the tensor in steps of ``batch``.
+def measure_slice_read(tensors, batch_size, *, reads=None, repeat=5):
+    """Wall seconds of one slice read: a contiguous slab ``T[s:s+batch]`` of one of ``tensors``, as a
+    (batch·rows)×cols matrix, times a vector, BLAS held to one thread.
 
-    Best of ``repeat`` passes of ``reads`` reads.  ``tensor`` is an (n, rows,
-    cols) C-contiguous array much larger than the caches (benchopt's 1024×100×100
-    float64 is 82 MB), so each read streams its slab from memory.
+    ``tensors`` is one (n, rows, cols) C-contiguous array or a sequence of
+    them.  The reads cycle over the tensors in turn and, within each, over
+    the starts s = 0, batch, 2·batch, ..., so that one pass of ``reads``
+    reads (default: every slab once, at least 64) touches all the data: when
+    the data exceed the last-level cache (benchopt's problem: six 1024×100×100
+    float64 tensors, 492 MB), every read streams its slab from memory.  Best
+    of ``repeat`` passes.
     """
     from threadpoolctl import threadpool_limits
 
-    n, rows, cols = tensor.shape
+    tensors = [tensors] if isinstance(tensors, np.ndarray) else list(tensors)
+    n, rows, cols = tensors[0].shape
     m = min(int(batch_size), n)
-    flat = tensor.reshape(n * rows, cols)
-    vec = np.ones(cols, dtype=tensor.dtype)
-    starts = [(k * m) % (n - m + 1) for k in range(reads)]
+    flats = [t.reshape(t.shape[0] * rows, cols) for t in tensors]
+    plan = [(flats[j], s) for j, s in slice_read_plan(len(tensors), n, m, reads)]
+    vec = np.ones(cols, dtype=tensors[0].dtype)
     with threadpool_limits(limits=1, user_api="blas"):
-        flat[:m * rows] @ vec   # warm-up
-        return best_per_call(lambda s: flat[s * rows:(s + m) * rows] @ vec, [(s,) for s in starts], repeat,
+        flats[0][:m * rows] @ vec   # warm-up
+        return best_per_call(lambda flat, s: flat[s * rows:(s + m) * rows] @ vec, plan, repeat,
                              time.perf_counter)
+
+
+def slice_read_plan(tensors, n, batch, reads=None):
+    """The reads of one pass of :func:`measure_slice_read`: ``(tensor, start)`` pairs.
+
+    Tensors in turn; within each, starts 0, batch, 2·batch, ... (wrapping
+    within ``[0, n - batch]``).  ``reads`` defaults to every slab of every
+    tensor once, and at least 64.
+    """
+    slabs = max(n // batch, 1)
+    reads = max(64, slabs * tensors) if reads is None else int(reads)
+    return [(k % tensors, ((k // tensors) * batch) % (n - batch + 1)) for k in range(reads)]
+
+
+def last_level_cache_bytes():
+    """Size of the CPU's last-level cache in bytes (Linux sysfs), or None when unknown."""
+    import glob
+
+    best = None
+    for index in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
+        try:
+            with open(f"{index}/level") as fh:
+                level = int(fh.read())
+            with open(f"{index}/size") as fh:
+                text = fh.read().strip()
+        except (OSError, ValueError):
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        size = int(text.rstrip("KMG")) * scale if text.rstrip("KMG").isdigit() else None
+        if size is not None and (best is None or level > best[0]):
+            best = (level, size)
+    return None if best is None else best[1]
 
 
 def benchmark_options(method, batch_size, iters, extra=None):
@@ -164,31 +210,55 @@ def measure_method(problem, x0, method, batch_size, *, iters=50, repeat=3, seed=
     """Time per outer iteration of ``method`` (at the current thread setting).
 
     Returns a dict with ``cpu`` and ``wall`` (seconds per iteration, best of
-    ``repeat`` runs), ``calls`` (oracle calls per iteration by kind), ``nit``,
-    ``status`` and the ``options`` used.
+    ``repeat`` runs), ``calls`` (oracle calls per iteration by kind), ``sums``
+    (dense storage: batch×d×d sums formed per iteration, i.e. slices read, by
+    the last run; None for other storages), ``nit``, ``status`` and the
+    ``options`` used.
     """
     from .. import minimize
 
     opts = benchmark_options(method, batch_size, iters, options or {})
     minimize(problem, method, x0, seed=seed, options={**opts, "maxiter": 2})   # warm-up
-    best_cpu, best_wall, res = np.inf, np.inf, None
+    best_cpu, best_wall, res, formed = np.inf, np.inf, None, None
     for _ in range(repeat):
+        _clear_caches(problem)   # each run starts cold: same seed, same batches as the run before
+        before = _sums_formed(problem)
         c0, t0 = time.process_time(), time.perf_counter()
         res = minimize(problem, method, x0, seed=seed, options=opts)
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        after = _sums_formed(problem)
+        formed = None if before is None else after - before
         nit = max(res.nit, 1)
         best_cpu, best_wall = min(best_cpu, cpu / nit), min(best_wall, wall / nit)
     calls = {k: v / max(res.nit, 1) for k, v in res.oracle_calls.items() if v and k != "samples"}
     return {"cpu": best_cpu, "wall": best_wall, "calls": calls, "nit": int(res.nit),
+            "sums": None if formed is None else formed / max(res.nit, 1),
             "status": res.message if res.nit < iters else "ok", "options": opts}
 
 
-def _reference_tensor(problem, n, d, seed):
-    """The tensor of the slice reads: the dense problem's lower Hessians, else a random one."""
-    lower = getattr(problem, "lower", None)
-    if getattr(lower, "storage", None) == "dense":
-        return lower.hyy
-    return np.random.default_rng(seed).standard_normal((n, d, d)).astype(problem.dtype, copy=False)
+def _sums_formed(problem):
+    """Batch sums formed so far by a dense finite-sum problem's two levels (None for other storages)."""
+    levels = [getattr(problem, name, None) for name in ("lower", "upper")]
+    if not all(getattr(level, "storage", None) == "dense" for level in levels):
+        return None
+    return sum(level.cache_misses for level in levels)
+
+
+def _clear_caches(problem):
+    """Drop the batch sums a dense finite-sum problem's levels keep (nothing for other problems)."""
+    for name in ("lower", "upper"):
+        clear = getattr(getattr(problem, name, None), "clear_cache", None)
+        if clear is not None:
+            clear()
+
+
+def reference_tensors(problem, n, d):
+    """The tensors of the slice reads: the dense problem's six Hessian tensors (both levels), else six
+    n×d×d tensors of the same size (factored storage holds no such data)."""
+    levels = [getattr(problem, name, None) for name in ("lower", "upper")]
+    if all(getattr(level, "storage", None) == "dense" for level in levels):
+        return [getattr(level, name) for level in levels for name in ("hyy", "hxx", "hxy")]
+    return [np.ones((n, d, d), dtype=problem.dtype) for _ in range(6)]   # values do not change the time
 
 
 def run(methods=None, storages=("factored", "dense"), *, n=1024, d=100, batch_size=64, iters=50,
@@ -208,23 +278,25 @@ def run(methods=None, storages=("factored", "dense"), *, n=1024, d=100, batch_si
     methods = list(METHODS) if methods is None else list(methods)
     known = set(registered())
     rows = []
-    dense_ref = None
+    ref_data = None
     for storage in storages:
         problem = finite_sum_quadratic(n, n, d, d, storage=storage, dtype=dtype, sampler=sampler,
                                        seed=seed)
-        if dense_ref is None or storage == "dense":
-            dense_ref = _reference_tensor(problem, n, d, seed)
+        if ref_data is None or storage == "dense":
+            ref_data = reference_tensors(problem, n, d)
         x0 = np.zeros(d)
-        ref = measure_slice_read(dense_ref, batch_size, repeat=repeat + 2)
+        ref = measure_slice_read(ref_data, batch_size, repeat=repeat + 2)
+        ref_one = measure_slice_read(ref_data[0], batch_size, repeat=repeat + 2)
 
         def measured(fn):
-            """``fn()`` at each thread setting, back to back; the reference re-measured after."""
-            nonlocal ref
+            """``fn()`` at each thread setting, back to back; the references re-measured after."""
+            nonlocal ref, ref_one
             out_ = {}
             for threads in THREADS:
                 with thread_setting(threads):
                     out_[threads] = fn()
-            ref = min(ref, measure_slice_read(dense_ref, batch_size, repeat=repeat + 2))
+            ref = min(ref, measure_slice_read(ref_data, batch_size, repeat=repeat + 2))
+            ref_one = min(ref_one, measure_slice_read(ref_data[0], batch_size, repeat=repeat + 2))
             return out_
 
         unit = measured(lambda: {"wall": measure_unit(problem, batch_size, repeat=repeat, seed=seed,
@@ -248,12 +320,18 @@ def run(methods=None, storages=("factored", "dense"), *, n=1024, d=100, batch_si
                       file=out, flush=True)
         rows.append({"storage": storage, "method": "slice read", "seconds": ref, "wall": None, "cpu": None,
                      "ratio": 1.0, "calls": {}, "nit": None, "status": "ok",
-                     "threads": {"default": kernel_threads(), "one_thread": 1}})
+                     "threads": {"default": kernel_threads(), "one_thread": 1},
+                     "tensors": len(ref_data), "data_bytes": int(sum(t.nbytes for t in ref_data)),
+                     "llc_bytes": last_level_cache_bytes()})
+        rows.append({"storage": storage, "method": ONE_TENSOR, "seconds": ref_one, "wall": None, "cpu": None,
+                     "ratio": ref_one / ref, "calls": {}, "nit": None, "status": "ok",
+                     "data_bytes": int(ref_data[0].nbytes)})
         for r in measured_rows:
             by = r.pop("by_threads", None)
             if by is not None:
                 default, one = by["default"], by[1]
                 r.update(calls=default["calls"], nit=default["nit"], options=default.get("options"),
+                         sums=default.get("sums"),
                          wall=default["wall"], cpu=default["cpu"], ratio=default["wall"] / ref,
                          one_thread={"wall": one["wall"], "cpu": one["cpu"], "ratio": one["wall"] / ref},
                          status=default["status"] if default["status"] != "ok" else one["status"])
@@ -283,23 +361,38 @@ def _table(rows):
     from .._text import format_table
 
     headers = ["storage", "method", "us default", "ratio default", "us 1 thread", "ratio 1 thread", "target",
-               "calls/iter", "status"]
+               "slices/iter", "calls/iter", "status"]
     body = []
     for r in rows:
-        if r["method"] == "slice read":
-            body.append([r["storage"], f"slice read (ref, {r['threads']['default']} threads default)",
-                         f"{r['seconds'] * 1e6:.1f}", "1.00", "-", "-", "-", "-", r["status"]])
+        if r["method"] in ("slice read", ONE_TENSOR):
+            what = (f"slice read (reference: {r['tensors']} tensors, {r['data_bytes'] / 1e6:.0f} MB)"
+                    if r["method"] == "slice read" else f"{ONE_TENSOR} ({r['data_bytes'] / 1e6:.0f} MB)")
+            body.append([r["storage"], what, f"{r['seconds'] * 1e6:.1f}", f"{r['ratio']:.2f}", "-", "-", "-",
+                         "-", "-", r["status"]])
             continue
         if "wall" not in r:
-            body.append([r["storage"], r["method"], "-", "-", "-", "-", "-", "-", r["status"]])
+            body.append([r["storage"], r["method"], "-", "-", "-", "-", "-", "-", "-", r["status"]])
             continue
         calls = ", ".join(f"{k}={v:g}" for k, v in r["calls"].items())
         target = r.get("target")
         one = r["one_thread"]
+        sums = r.get("sums")
         body.append([r["storage"], r["method"], f"{r['wall'] * 1e6:.1f}", f"{r['ratio']:.2f}",
                      f"{one['wall'] * 1e6:.1f}", f"{one['ratio']:.2f}",
-                     "-" if target is None else f"<= {target:g}", calls, r["status"]])
+                     "-" if target is None else f"<= {target:g}", "-" if sums is None else f"{sums:.2f}",
+                     calls, r["status"]])
     return format_table(headers, body)
+
+
+def _reference_note(rows):
+    """What the reference read, and the last-level cache it is compared with."""
+    ref = next((r for r in rows if r["method"] == "slice read"), None)
+    if ref is None:
+        return ""
+    llc = ref.get("llc_bytes")
+    cache = "unknown" if llc is None else f"{llc / 2**20:.0f} MiB"
+    return (f"reference: slabs of {ref['tensors']} tensors in turn, {ref['data_bytes'] / 1e6:.0f} MB in all "
+            f"(last-level cache {cache}); slices/iter: batch sums formed per iteration (dense storage)")
 
 
 def _variants(rows):
@@ -347,6 +440,7 @@ def main(argv=None):
               f"read ({args.batch}x{args.d}x{args.d} slab times a vector, BLAS on one thread), best of "
               f"{args.repeat}")
         print(_table(rows))
+        print(_reference_note(rows))
         print(_variants(rows))
     return 0
 

@@ -593,9 +593,15 @@ def test_gather_sum_is_the_index_order_sum_for_every_chunk_count(rng, dtype):
     other = rng.standard_normal((20, 4, 5)).astype(dtype)                 # two tensors, one launch
     for chunks in (1, 2, 5):
         out1, out2 = np.full((7, 5), np.nan), np.full((4, 5), np.nan)
-        assert kernels.gather_sums(tensor, other, idx, out1, out2, chunks) == -1
+        assert kernels.gather_sums((tensor, other), idx, (out1, out2), chunks) == -1
         assert np.array_equal(out1, want) and np.array_equal(out2, _index_order_sum(other, idx)), chunks
-    assert kernels.gather_sums(tensor, other, np.array([0, -21]), out1, out2, 2) == 1
+    assert kernels.gather_sums((tensor, other), np.array([0, -21]), (out1, out2), 2) == 1
+    third = rng.standard_normal((20, 5, 3)).astype(dtype)                 # three tensors, one launch
+    for chunks in (1, 2, 3):
+        outs = tuple(np.full(t.shape[1:], np.nan) for t in (tensor, other, third))
+        assert kernels.gather_sums((tensor, other, third), idx, outs, chunks) == -1
+        assert all(np.array_equal(o, _index_order_sum(t, idx)) for o, t in zip(outs, (tensor, other, third)))
+    assert kernels.gather_sums((tensor, other[:19]), idx, (out1, out2), 1) == 0   # sample counts differ
 
 
 def test_factored_kernels_are_bit_identical_for_every_chunk_count(pair, point, rng):

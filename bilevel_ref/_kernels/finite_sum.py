@@ -127,22 +127,25 @@ def gather_sum(tensor, idx, out, chunks):
 
 
 @_jit.parallel_jit(nogil=True)
-def gather_sums(t1, t2, idx, out1, out2, chunks):
-    """:func:`gather_sum` of two tensors in one call (one parallel launch): each thread sums
-    its share of the rows of both (the same roundings as two :func:`gather_sum` calls)."""
-    status = first_bad(idx, t1.shape[0])
+def gather_sums(tensors, idx, outs, chunks):
+    """:func:`gather_sum` of several tensors (a tuple, same number of samples) into ``outs`` in one
+    call, i.e. one parallel launch: each thread sums its share of the rows of every tensor (the same
+    roundings as one :func:`gather_sum` call per tensor)."""
+    n = tensors[0].shape[0]
+    status = first_bad(idx, n)
     if status >= 0:
         return status
-    if t2.shape[0] != t1.shape[0]:
-        return 0
-    rows1, rows2 = t1.shape[1], t2.shape[1]
+    for j in range(len(tensors)):
+        if tensors[j].shape[0] != n:
+            return 0
     if chunks <= 1:
-        _sum_rows(t1, idx, out1, 0, rows1)
-        _sum_rows(t2, idx, out2, 0, rows2)
+        for j in range(len(tensors)):
+            _sum_rows(tensors[j], idx, outs[j], 0, tensors[j].shape[1])
     else:
         for t in prange(chunks):
-            _sum_rows(t1, idx, out1, rows1 * t // chunks, rows1 * (t + 1) // chunks)
-            _sum_rows(t2, idx, out2, rows2 * t // chunks, rows2 * (t + 1) // chunks)
+            for j in range(len(tensors)):
+                rows = tensors[j].shape[1]
+                _sum_rows(tensors[j], idx, outs[j], rows * t // chunks, rows * (t + 1) // chunks)
     return -1
 
 
@@ -171,15 +174,22 @@ def matvec(S, v, trans, m, out):
 
 @_jit.jit(inline="always")
 def _grad_into(sa, va, sb, vb, trans_b, lin, idx, out, tmp):
-    """``out = (sa va + (sbᵀ vb if trans_b else sb vb) + Σ_k lin[idx[k]]) / m``."""
+    """``out = (sa va + (sbᵀ vb if trans_b else sb vb) + Σ_k lin[idx[k]]) / m``.
+
+    The linear terms are added sample by sample into ``out`` (contiguous rows
+    of ``lin``; each element still in index order from 0), then combined.
+    """
     n = lin.shape[0]
     m = idx.shape[0]
     _matvec_into(sb, vb, trans_b, tmp)
     for r in range(out.shape[0]):
-        s = 0.0
-        for k in range(m):
-            s += lin[_wrap(idx[k], n), r]
-        out[r] = ((_dot(sa[r], va) + tmp[r]) + s) / m
+        out[r] = 0.0
+    for k in range(m):
+        i = _wrap(idx[k], n)
+        for r in range(out.shape[0]):
+            out[r] += lin[i, r]
+    for r in range(out.shape[0]):
+        out[r] = ((_dot(sa[r], va) + tmp[r]) + out[r]) / m
 
 
 @_jit.jit(nogil=True)

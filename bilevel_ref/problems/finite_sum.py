@@ -373,7 +373,7 @@ class _DenseSamples(QuadraticSamples):
     def _sums(self, names, idx):
         """The float64 sums over ``idx`` of the tensors ``names`` (``"hyy"``, ``"hxx"``, ``"hxy"``), cached.
 
-        Missing sums are formed two at a time when possible
+        Missing sums are formed in one call
         (:func:`~bilevel_ref._kernels.finite_sum.gather_sums`: one parallel launch).
         """
         tail = (idx.dtype.str, idx.tobytes())
@@ -396,20 +396,18 @@ class _DenseSamples(QuadraticSamples):
             tensor = getattr(self, missing[0][0])
             chunks = (1 if idx.shape[0] * tensor.shape[1] * tensor.shape[2] < DENSE_PARALLEL_MIN
                       else _jit.kernel_threads())
-            while missing:
-                pair, missing = missing[:2], missing[2:]
-                tensors = [getattr(self, name) for name, _ in pair]
-                totals = [self._buffer(t.shape[1:]) for t in tensors]
-                if len(pair) == 2:
-                    status = kernels.gather_sums(tensors[0], tensors[1], idx, totals[0], totals[1], chunks)
-                else:
-                    status = kernels.gather_sum(tensors[0], idx, totals[0], chunks)
-                _check(status, idx, self.n)
-                for (name, key), total in zip(pair, totals):
-                    total.flags.writeable = False
-                    self.cache_misses += 1
-                    self._store(key, total)
-                    out[name] = total
+            tensors = tuple(getattr(self, name) for name, _ in missing)
+            totals = tuple(self._buffer(t.shape[1:]) for t in tensors)
+            if len(missing) == 1:
+                status = kernels.gather_sum(tensors[0], idx, totals[0], chunks)
+            else:
+                status = kernels.gather_sums(tensors, idx, totals, chunks)
+            _check(status, idx, self.n)
+            for (name, key), total in zip(missing, totals):
+                total.flags.writeable = False
+                self.cache_misses += 1
+                self._store(key, total)
+                out[name] = total
         return [out[name] for name in names]
 
     def _buffer(self, shape):
@@ -602,9 +600,8 @@ class FiniteSumQuadratic(BilevelProblem):
             return self.mean.grad_g(x, y)
         return self.lower.grad(x, y, self._sel(batch, "lower"))
 
-    # One gradient block at the cost of that block only.  Not yet protocol oracles:
-    # OracleCounter does not count them (proposed change), so methods must not call
-    # them until it does.
+    # One gradient block at the cost of that block only (protocol oracles: OracleCounter
+    # counts a block as one call of its gradient).
     def grad_x_g(self, x, y, batch=None):
         """``∇_x g`` alone (dense: reads B_i and C_i only)."""
         if batch is None:

@@ -262,6 +262,41 @@ def _stable_description(value, seen=None):
     return ("value", hashlib.sha256(pickle.dumps(value)).hexdigest())
 
 
+def _callee_sources(func, seen=None):
+    """SHA-256 of the source files of the package functions and modules ``func`` names as globals,
+    recursively: an edit to a shared body called by name (e.g. linalg.cg.cg_step) gives a new key."""
+    import hashlib
+    import inspect
+
+    seen = set() if seen is None else seen
+    out = []
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return out
+    names = set(code.co_names)
+    for const in code.co_consts:  # nested functions (closures) of func
+        if isinstance(const, types.CodeType):
+            names.update(const.co_names)
+    for name in sorted(names):
+        value = func.__globals__.get(name)
+        value = getattr(value, "py_func", value)
+        module = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+        if not isinstance(module, str) or not module.startswith(__package__ + ".") or id(value) in seen:
+            continue
+        seen.add(id(value))
+        try:
+            path = inspect.getsourcefile(value)
+        except TypeError:
+            continue
+        if path and path not in seen:
+            seen.add(path)
+            with open(path, "rb") as fh:
+                out.append((module, hashlib.sha256(fh.read()).hexdigest()))
+        if isinstance(value, types.FunctionType):
+            out.extend(_callee_sources(value, seen))
+    return out
+
+
 def _enable_closure_cache(dispatcher):
     """Cache a kernel built by a factory (a closure over jitted oracles) on disk.
 
@@ -282,7 +317,7 @@ def _enable_closure_cache(dispatcher):
         cells = tuple(_stable_description(c.cell_contents) for c in func.__closure__ or ())
     except _NoStableKey:
         return  # compiled once per process, as without a cache
-    cells_digest = hashlib.sha256(repr(cells).encode()).hexdigest()
+    cells_digest = hashlib.sha256((repr(cells) + repr(_callee_sources(func))).encode()).hexdigest()
 
     class ClosureFunctionCache(FunctionCache):
         def _index_key(self, sig, codegen):

@@ -267,3 +267,21 @@ def test_closure_over_a_function_without_source_file_is_not_cached_on_disk():
     assert kernel(np.ones(2)).tolist() == [2.0, 2.0]
     with pytest.raises(_jit._NoStableKey):
         _jit._stable_description(oracle)
+
+
+def test_closure_cache_key_covers_the_package_code_a_kernel_calls_by_name():
+    """A kernel calling a shared body by global name (AID -> linalg.cg.cg_step) must get a new cache key when
+    that body's file changes: the key holds the SHA-256 of every package source file it reaches by name."""
+    import hashlib
+    import importlib
+
+    from bilevel_ref._kernels import loops
+    from bilevel_ref._kernels import problems as P
+
+    cg_module = importlib.import_module("bilevel_ref.linalg.cg")
+
+    kernel = loops._build_aid(P.quad_grad_x_f, P.quad_grad_y_f, P.quad_grad_y_g, P.quad_hvp_yy_g, P.quad_cross_g)
+    sources = dict(_jit._callee_sources(getattr(kernel, "py_func", kernel)))
+    with open(cg_module.__file__, "rb") as fh:
+        assert sources["bilevel_ref.linalg.cg"] == hashlib.sha256(fh.read()).hexdigest()
+    assert all(module.startswith("bilevel_ref.") for module in sources)      # numpy, math: not hashed

@@ -1,11 +1,24 @@
-"""numba AGD / CG kernels reproduce the NumPy references (linalg/agd.py, linalg/cg.py)."""
+"""numba AGD / CG kernels reproduce the NumPy references (linalg/agd.py, linalg/cg.py).
+
+CG: the reference, the stand-alone kernel ``_kernels.cg.cg`` and the AID method kernel
+(``_kernels.loops.aid``) run one body, ``linalg.cg.cg_start / cg_running / cg_step``; given the
+same products they return the same bits and the same counts.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
+from bilevel_ref import _jit
 from bilevel_ref._kernels import agd as kagd
 from bilevel_ref._kernels import cg as kcg
+from bilevel_ref._kernels import loops
 from bilevel_ref.linalg.agd import agd
 from bilevel_ref.linalg.cg import cg
+from bilevel_ref.problems.catalog import build_problem
 from bilevel_ref.problems.quadratic import make_quadratic
 
 
@@ -102,3 +115,132 @@ def test_quadratic_adapter_bad_input(lower):
         kagd.quadratic_lower_oracles(A, C, a, x[:-1])
     with pytest.raises(ValueError, match="A"):
         kagd.quadratic_lower_oracles(A[:, :-1], C, a, x)
+
+
+# --------------------------------------------------------------------------- one CG body, three callers
+def _spd(n, lo, hi, seed):
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (Q * np.linspace(lo, hi, n)) @ Q.T
+    return np.ascontiguousarray((A + A.T) / 2)
+
+
+# (H, b, x0, maxiter, rtol, atol, expected outcome); b and x0 drawn from the seed
+_SYSTEMS = {
+    "cold-converges": (_spd(30, 0.1, 2.0, 1), 11, False, None, 1e-10, 0.0, "converged"),
+    "warm-converges": (_spd(30, 0.1, 2.0, 1), 12, True, None, 1e-10, 0.0, "converged"),
+    "ill-conditioned": (_spd(17, 1e-3, 10.0, 2), 13, True, 60, 1e-12, 0.0, "converged"),
+    "loose-rtol": (_spd(25, 1.0, 1.5, 3), 14, False, None, 1e-4, 0.0, "converged"),
+    "maxiter-hit": (_spd(30, 0.1, 2.0, 1), 15, False, 3, 1e-10, 0.0, "maxiter"),
+    "warm-maxiter-0": (_spd(30, 0.1, 2.0, 1), 16, True, 0, 1e-10, 0.0, "maxiter"),
+    "indefinite-first": (np.diag([1.0, -1.0, 2.0]), None, False, None, 1e-10, 0.0, "curvature"),
+    "indefinite-later": (np.diag([4.0, 3.0, 2.0, 1.0, -10.0]), None, False, None, 1e-10, 0.0, "curvature"),
+}
+
+
+def _system(key):
+    H, seed, warm, maxiter, rtol, atol, outcome = _SYSTEMS[key]
+    n = H.shape[0]
+    if seed is None:  # indefinite: p_0 = b is a negative direction, or b weighs it so little that it
+        # shows only after some steps
+        b = np.array([0.0, 1.0, 0.0]) if key == "indefinite-first" else np.array([1.0, 1.0, 1.0, 1.0, 0.05])
+        return H, b, None, maxiter, rtol, atol, outcome
+    rng = np.random.default_rng(seed)
+    b = rng.standard_normal(n)
+    return H, b, rng.standard_normal(n) if warm else None, maxiter, rtol, atol, outcome
+
+
+def _bits(res):
+    return (res.x.tobytes(), res.n_matvec, res.n_iter, np.float64(res.residual_norm).tobytes(), res.converged)
+
+
+class _Calls:
+    """A problem stand-in for loops.aid: records the counts the kernel reports."""
+
+    def __init__(self):
+        self.calls = {}
+
+    def count(self, kind, n):
+        self.calls[kind] = self.calls.get(kind, 0) + n
+
+
+@pytest.mark.parametrize("key", sorted(_SYSTEMS))
+def test_cg_reference_and_kernel_give_the_same_bits(key):
+    """linalg.cg.cg and _kernels.cg.cg with the same (compiled) product: identical iterates and counts."""
+    H, b, x0, maxiter, rtol, atol, outcome = _system(key)
+    params = (H, np.zeros(H.shape[0]))
+    y = np.zeros(H.shape[0])
+    inputs = (b.copy(), None if x0 is None else x0.copy())
+    ref = cg(lambda v: kagd.quadratic_hvp(y, v, params), b, x0=x0, maxiter=maxiter, rtol=rtol, atol=atol)
+    ker = kcg.cg(kagd.quadratic_hvp, y, params, b, x0=x0, maxiter=maxiter, rtol=rtol, atol=atol)
+    assert _bits(ker) == _bits(ref)
+    # compiled, cg_step updates its vectors in place: never the caller's
+    assert b.tobytes() == inputs[0].tobytes() and (x0 is None or x0.tobytes() == inputs[1].tobytes())
+    # the case is what its name says (a test that cannot fail is a defect)
+    n_iter_cap = H.shape[0] if maxiter is None else maxiter
+    assert ref.converged == (outcome == "converged")
+    assert ref.n_iter == n_iter_cap if outcome == "maxiter" else ref.n_iter < n_iter_cap
+    assert ref.n_matvec == ref.n_iter + (x0 is not None) + (outcome == "curvature")
+    if outcome == "curvature":
+        assert (ref.n_iter == 0) == (key == "indefinite-first")
+    if outcome == "converged":  # truth from outside: the solution of Hx = b
+        assert np.linalg.norm(H @ ref.x - b) <= 10 * max(rtol * np.linalg.norm(b), atol)
+
+
+@pytest.mark.parametrize("key", sorted(k for k in _SYSTEMS if _SYSTEMS[k][5] == 0.0))
+def test_cg_in_the_aid_kernel_gives_the_reference_bits(key):
+    """The CG of the compiled AID kernel (no lower steps: y fixed) is linalg.cg.cg bit for bit, same counts."""
+    H, b, v0, maxiter, rtol, _, _ = _system(key)
+    n = H.shape[0]
+    problem, _ = build_problem("quadratic", dx=2, dy=n)
+    oracles = problem.compiled_oracles()
+    data = list(oracles.data)
+    data[6] = H  # quad_hvp_yy_g multiplies by data[6] (the lower-level Hessian A)
+    oracles = oracles._replace(data=tuple(data))
+    x, y = np.linspace(-1.0, 1.0, 2), np.linspace(0.5, -0.5, n)
+    gy = oracles.grad_y_f(x, y, oracles.data)
+    steps = n if maxiter is None else maxiter
+    ref = cg(lambda v: oracles.hvp_yy_g(x, y, v, oracles.data), gy, x0=v0, maxiter=steps, rtol=rtol)
+    calls = _Calls()
+    v0_before = None if v0 is None else v0.copy()
+    out = loops.aid(calls, oracles, x, y, v0, 0.1, 0, steps, rtol, False, 0.0)
+    assert out is not None
+    assert v0 is None or v0.tobytes() == v0_before.tobytes()  # the warm start is copied, not updated
+    y_out, v, d = out
+    assert y_out.tobytes() == y.tobytes() and v.tobytes() == ref.x.tobytes()
+    assert d.tobytes() == (oracles.grad_x_f(x, y, oracles.data) - oracles.cross_g(x, y, v, oracles.data)).tobytes()
+    assert calls.calls == {"grad_f": 1, "hvp_yy_g": ref.n_matvec, "cross_g": 1}
+    if _jit.enabled():  # cacheable on disk: no dynamic globals (e.g. a dispatcher passed as an argument)
+        kernel = loops._kernel("aid", oracles, ("grad_x_f", "grad_y_f", "grad_y_g", "hvp_yy_g", "cross_g"),
+                               loops._build_aid)
+        assert type(kernel._cache).__name__.endswith("ClosureFunctionCache")
+        assert all(not cres.library.has_dynamic_globals for cres in kernel.overloads.values())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _jit.enabled(), reason="numba JIT disabled")
+def test_aid_kernel_is_loaded_from_the_disk_cache_in_a_new_process(tmp_path):
+    """The AID kernel (which calls the shared CG body by name) is read from numba's cache by a second process."""
+    code = textwrap.dedent("""
+        import numpy as np
+        import bilevel_ref as br
+        from bilevel_ref._kernels import loops
+        from bilevel_ref.problems import quadratic_bilevel
+        p = quadratic_bilevel(dx=3, dy=5, kappa=4.0, seed=0)
+        r = br.minimize(p, "aid", np.zeros(3), options={"backend": "numba", "maxiter": 3, "inner_steps": 4,
+                                                         "linsys_steps": 4})
+        k = loops._KERNELS[next(key for key in loops._KERNELS if key[0] == "aid")]
+        print(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()), repr(r.x.tolist()))
+    """)
+    env = {key: value for key, value in os.environ.items() if key not in ("NUMBA_DISABLE_JIT", _jit.ENV_VAR)}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path)
+
+    def run():
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split(maxsplit=2)
+
+    first, second = run(), run()
+    assert (first[0], first[1]) == ("0", "1")    # compiled the first time
+    assert (second[0], second[1]) == ("1", "0")  # loaded the second time
+    assert first[2] == second[2]

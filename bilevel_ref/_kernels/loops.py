@@ -17,8 +17,10 @@ same order, same early exits, same returned counts):
     MCN's AGD on :math:`-f(x, \cdot)`, :math:`G = \nabla_x f`, and on refresh
     iterations the Schur-complement Hessian of P.
 ``aid``, ``itd``
-    AID's lower-level GD steps + CG (or Neumann) + :math:`\nabla_x f - Jv`;
-    ITD's forward steps and reverse pass.
+    AID's lower-level GD steps + CG (or Neumann) + :math:`\nabla_x f - Jv`,
+    the CG arithmetic being the reference's own :func:`~bilevel_ref.linalg.cg.cg_start`,
+    :func:`~bilevel_ref.linalg.cg.cg_running` and :func:`~bilevel_ref.linalg.cg.cg_step`
+    (compiled, called by name); ITD's forward steps and reverse pass.
 ``driver_trace``
     The reference drivers of :mod:`bilevel_ref.complexity.drivers` (GD; cubic
     Newton with eigh and the compiled secular solve of
@@ -38,6 +40,7 @@ import math
 import numpy as np
 
 from .. import _jit
+from ..linalg.cg import cg_running, cg_start, cg_step
 from ..linalg.cubic import _core
 
 __all__ = ["penalty_step", "minimax_inner", "minimax_step", "aid", "itd", "driver_trace", "count_calls",
@@ -311,7 +314,7 @@ def _build_aid(grad_x_f, grad_y_f, grad_y_g, hvp_yy_g, cross_g):
                 v = v - eta * hvp_yy_g(x, y, v, data) + eta * gy
             n_matvec = linsys_steps
         else:
-            # CG on H v = gy (linalg.cg.cg)
+            # CG on H v = gy: the loop of linalg.cg.cg around its cg_start / cg_running / cg_step
             if use_v0:
                 v = v0.copy()
                 r = gy - hvp_yy_g(x, y, v, data)
@@ -319,22 +322,14 @@ def _build_aid(grad_x_f, grad_y_f, grad_y_g, hvp_yy_g, cross_g):
             else:
                 v = np.zeros_like(gy)
                 r = gy.copy()
-            threshold = rtol * math.sqrt(np.dot(gy, gy))
-            rr = np.dot(r, r)
-            p = r.copy()
+            p, rr, threshold = cg_start(gy, r, rtol, 0.0)
             k = 0
-            while k < linsys_steps and math.sqrt(rr) > threshold:
+            while cg_running(k, linsys_steps, rr, threshold):
                 hp = hvp_yy_g(x, y, p, data)
                 n_matvec += 1
-                curvature = np.dot(p, hp)
-                if curvature <= 0.0:
+                v, r, p, rr, ok = cg_step(v, r, p, rr, hp)
+                if not ok:
                     break
-                alpha = rr / curvature
-                v = v + alpha * p
-                r = r - alpha * hp
-                rr_new = np.dot(r, r)
-                p = r + (rr_new / rr) * p
-                rr = rr_new
                 k += 1
         d = gx - cross_g(x, y, v, data)
         return y, v, d, n_matvec

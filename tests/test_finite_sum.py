@@ -499,6 +499,25 @@ def test_bench_rows_give_both_thread_settings():
     assert by_method["grad_g"]["target"] is None
 
 
+def test_bench_keeps_the_fastest_round_and_checks_its_counts(monkeypatch):
+    from bilevel_ref.bench import stochastic
+
+    walls = iter([5.0, 7.0, 3.0, 9.0, 4.0, 8.0])   # default, 1 thread, default, 1 thread, ...
+
+    def fake(problem, x0, method, batch_size, **kw):
+        return {"wall": next(walls), "cpu": 1.0, "calls": {}, "nit": 2, "sums": None, "status": "ok",
+                "options": {}}
+
+    monkeypatch.setattr(stochastic, "measure_method", fake)
+    monkeypatch.setattr(stochastic, "measure_unit", lambda *a, **k: 1.0)
+    rows = stochastic.run(["soba"], ("dense",), n=16, d=3, batch_size=4, iters=2, repeat=1, rounds=3)
+    soba = rows[-1]
+    assert soba["wall"] == 3.0 and soba["one_thread"]["wall"] == 7.0      # best of the three rounds each
+    for bad in ({"rounds": 0}, {"repeat": 0}, {"iters": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            stochastic.run(["soba"], ("dense",), n=16, d=3, batch_size=4, **{"iters": 2, "repeat": 1, **bad})
+
+
 def test_slice_read_plan_reads_every_slab_of_every_tensor_once_per_pass():
     from bilevel_ref.bench.stochastic import slice_read_plan
 

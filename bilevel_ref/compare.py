@@ -235,10 +235,10 @@ class _Recorder:
         return wall
 
 
-def _method_options(problem_name, cls, user):
+def method_options(problem_name, cls, user):
     """Defaults of the problem, then global ``--option k=v`` (only options ``cls`` has), then its own.
 
-    :func:`_check_global_options` has warned about the methods lacking a global option.
+    :func:`check_global_options` has warned about the methods lacking a global option.
     """
     opts = dict(DEFAULT_OPTIONS.get(problem_name, {}).get(cls.name, {}))
     known = cls.all_options()
@@ -247,7 +247,7 @@ def _method_options(problem_name, cls, user):
     return opts
 
 
-def _check_global_options(global_options, classes, log):
+def check_global_options(global_options, classes, log):
     """Global options (``--option k=v``) go to every method that has them.
 
     Warn (:class:`~bilevel_ref.exceptions.BilevelRefWarning` and a ``log``
@@ -315,7 +315,7 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
     options = {(_norm(k) if k != "*" else k): v for k, v in (options or {}).items()}
     available = set(registered())
     specs = [(raw, *parse_method_spec(raw)) for raw in methods]
-    _check_global_options(options.get("*", {}), [get_method(m) for _, _, m, _ in specs if m in available], log)
+    check_global_options(options.get("*", {}), [get_method(m) for _, _, m, _ in specs if m in available], log)
     runs, skipped = {}, {}
     for raw, label, method, spec_options in specs:
         if method not in available:
@@ -323,7 +323,7 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
             log(f"note: method {raw!r} is not registered yet; skipped (available: {', '.join(sorted(available))})")
             continue
         cls = get_method(method)
-        opts = _method_options(problem_name, cls, options)
+        opts = method_options(problem_name, cls, options)
         opts.update(spec_options)
         label = cls.name if not spec_options else label
         user_budget = dict(opts.get("budget") or {})
@@ -373,7 +373,9 @@ def run_comparison(problem, x0, methods, *, budget, seed=0, problem_name=None, o
     return {"runs": runs, "skipped": skipped}
 
 
-def _parse_options(items):
+def parse_options(items):
+    """``--option`` items (``k=v`` for every method, ``method:k=v`` for one) as
+    ``{method or "*": {k: v}}`` (shared with ``bilevel-ref profiles``)."""
     out = {}
     for item in items or ():
         head, sep, rest = item.partition(":")
@@ -473,7 +475,7 @@ def _error(text):
     return 2
 
 
-def _prepare_output(directory, paths, overwrite):
+def prepare_output(directory, paths, overwrite):
     """Check and create the output directory, refuse existing files (unless ``overwrite``).
 
     Returns an error sentence, or ``None`` when the files can be written.
@@ -549,13 +551,13 @@ def main(argv=None):
                       + ("" if len(unknown) == len(specs) else " (--skip-missing runs the others)")
                       + f"; available: {', '.join(sorted(available))}")
     budget = args.budget or DEFAULT_BUDGET.get(args.problem, 5000)
-    options = _parse_options(args.option)
+    options = parse_options(args.option)
 
     stem = _stem(args.problem, params, DEFAULT_PARAMS.get(args.problem, {}), args.seed)
     json_path = os.path.join(args.out, stem + ".json")
     png_path = None if args.no_plot else os.path.join(args.out, stem + ".png")
     created_out = not os.path.exists(args.out)
-    out_error = _prepare_output(args.out, [p for p in (json_path, png_path) if p], args.overwrite)
+    out_error = prepare_output(args.out, [p for p in (json_path, png_path) if p], args.overwrite)
     if out_error:
         return _error(out_error)
 

@@ -104,7 +104,7 @@ def _table(pset):
 
 def main(argv=None):
     """Entry point of ``bilevel-ref profiles``; returns the exit status."""
-    from ..compare import _parse_options, _prepare_output, split_methods
+    from ..compare import parse_options, prepare_output, split_methods
     from ..complexity.parallel import check_parallel
     from . import compute_profiles, run_profiles
     from .analysis import check_data_unit
@@ -121,7 +121,7 @@ def main(argv=None):
         seeds = _ints(args.seeds, "--seeds")
         methods = split_methods(args.methods)
         problems = split_methods(args.problems)
-        options = _parse_options(args.option)
+        options = parse_options(args.option)
         check_parallel(args.n_jobs, args.parallel, args.scheduler)
         limiter = blas_limit(args.threads)
         if not args.no_plot:
@@ -133,7 +133,7 @@ def main(argv=None):
     stem = os.path.join(args.out, STEM)
     csvs = [f"{stem}-{name}.csv" for name in ("hits", "curves", "benchopt")]
     pngs = [] if args.no_plot else [f"{stem}-{name}.png" for name in ("performance", "data", "ecdf")]
-    why = _prepare_output(args.out, csvs + pngs, args.overwrite)
+    why = prepare_output(args.out, csvs + pngs, args.overwrite)
     if why:
         return _error(why)
     try:

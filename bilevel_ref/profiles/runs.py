@@ -141,7 +141,7 @@ def _run_task(task):
     """One run (a module-level function: the parallel workers pickle it)."""
     from .._minimize import minimize
     from .._solver import get_method
-    from ..compare import DEFAULT_PARAMS, _method_options, parse_method_spec
+    from ..compare import DEFAULT_PARAMS, method_options, parse_method_spec
     from ..problems.catalog import build_problem
     from ..result import Status
 
@@ -155,7 +155,7 @@ def _run_task(task):
     phi_star = closed_form_minimum(problem) if problem.provides("phi") else None
     trace = _Trace(problem)
     source = "phi" if trace.use_phi else "f"
-    opts = _method_options(pspec.name, cls, user_options)
+    opts = method_options(pspec.name, cls, user_options)
     opts.update(spec_options)
     user_budget = dict(opts.get("budget") or {})
     user_budget.setdefault("total", int(budget))
@@ -183,7 +183,7 @@ def _check_specs(methods, problems, seeds, options):
     from .._solver import get_method
     from .._solver import methods as registered
     from .._validation import check_int
-    from ..compare import DEFAULT_PARAMS, _check_global_options, parse_method_spec
+    from ..compare import DEFAULT_PARAMS, check_global_options, parse_method_spec
     from ..problems.catalog import build_problem, problem_names
 
     if isinstance(methods, str) or isinstance(problems, str):
@@ -217,7 +217,7 @@ def _check_specs(methods, problems, seeds, options):
         build_problem(p.name, seed=seeds[0], **{**DEFAULT_PARAMS.get(p.name, {}), **p.params})
     options = {(k.strip().lower().replace("-", "_") if k != "*" else k): dict(v)
                for k, v in (options or {}).items()}
-    _check_global_options(options.get("*", {}), [get_method(n) for _, n, _ in parsed], lambda _text: None)
+    check_global_options(options.get("*", {}), [get_method(n) for _, n, _ in parsed], lambda _text: None)
     return methods, problems, seeds, options
 
 

@@ -199,6 +199,35 @@ def test_kappa_sweep_is_deterministic():
     assert a.fits["first_order"].slope == b.fits["first_order"].slope
 
 
+def test_kappa_sweep_points_are_the_eps_sweeps_of_each_kappa():
+    """Each κ column is what eps_sweep gives on that κ's problem with all seeds at once (an independent
+    route: eps_sweep's own multi-seed path)."""
+    res = C.kappa_sweep("aid", [3.0, 10.0], 1e-4, dx=3, dy=3, seeds=[0, 1], quantities=["first_order"],
+                        n_boot=20)
+    for j, kappa in enumerate([3.0, 10.0]):
+        ref = C.eps_sweep("aid", "quadratic", [1e-4], problem_params={"dx": 3, "dy": 3, "kappa": kappa},
+                          seeds=[0, 1], quantities=[], single_run=False)
+        assert np.array_equal(res.iterations[:, j], ref.iterations[:, 0])
+        for kind, counts in ref.counts.items():
+            assert np.array_equal(res.counts[kind][:, j], counts[:, 0]), kind
+
+
+def test_kappa_sweep_in_parallel_gives_the_serial_result():
+    kw = dict(dx=3, dy=3, seeds=[0, 1], quantities=["first_order"], n_boot=20)
+    serial = C.kappa_sweep("aid", [3.0, 10.0, 30.0], 1e-4, **kw)
+    parallel = C.kappa_sweep("aid", [3.0, 10.0, 30.0], 1e-4, n_jobs=2, progress=False, **kw)
+    assert serial.to_json()["totals"] == parallel.to_json()["totals"]
+    assert np.array_equal(serial.iterations, parallel.iterations)
+    assert serial.fits["first_order"].slope == parallel.fits["first_order"].slope
+
+
+def test_kappa_sweep_checks_its_parallel_arguments():
+    with pytest.raises(ValueError, match="n_jobs"):
+        C.kappa_sweep("aid", [3.0, 10.0], 1e-3, n_jobs=0)
+    with pytest.raises(ValueError, match="parallel"):
+        C.kappa_sweep("aid", [3.0, 10.0], 1e-3, parallel="threads")
+
+
 # ---------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------
@@ -226,6 +255,19 @@ def test_cli_kappa_option_and_regime(capsys):
                           "--regime", "inner", "--quantity", "second_order"])
     text = capsys.readouterr().out
     assert rc == 0 and "regime=inner" in text and "0.5000" in text
+
+
+def test_cli_kappa_sweep_takes_n_jobs(capsys):
+    """--n-jobs reaches the κ-sweep (no longer ignored): a parallel run prints the serial table."""
+    base = ["aid", "quadratic", "--sweep", "kappa", "--kappas", "3,10", "--eps", "1e-3", "--param", "dx=3",
+            "--param", "dy=3", "--quantity", "first_order"]
+    assert complexity_main(base) == 0
+    serial = capsys.readouterr().out.splitlines()[1:]   # the first line holds the elapsed time
+    assert complexity_main(base + ["--n-jobs", "2"]) == 0
+    out = capsys.readouterr()
+    assert out.out.splitlines()[1:] == serial and "ignored" not in out.err
+    assert complexity_main(base + ["--n-jobs", "0"]) == 2
+    assert "n_jobs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value, words", [("1,10", "> 1"), ("0.5,10", "> 1"), ("-2,10", "> 1"),

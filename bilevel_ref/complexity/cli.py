@@ -166,8 +166,6 @@ def _kappa_main(args, params, fixed):
     if args.eps is not None and len(args.eps) != 1:
         print(f"{prog}: error: --sweep kappa takes one --eps value, got {args.eps}", file=sys.stderr)
         return 2
-    if args.n_jobs != 1:
-        print(f"{prog}: note: --sweep kappa runs serially; --n-jobs ignored", file=sys.stderr)
     kappas = args.kappas if args.kappas is not None else np.array([3.0, 10.0, 30.0, 100.0])
     eps = args.eps[0] if args.eps else 1e-4
     dynamic = {}
@@ -190,8 +188,10 @@ def _kappa_main(args, params, fixed):
     try:
         res = kappa_sweep(args.method, kappas, eps, problem=args.problem, problem_params=params,
                           seeds=args.seeds, options=options, measure=args.measure, maxiter=args.maxiter,
-                          quantities=args.quantity, theory=args.theory, mode=args.mode, regime=args.regime)
-    except (ValueError, TypeError) as exc:
+                          quantities=args.quantity, theory=args.theory, mode=args.mode, regime=args.regime,
+                          n_jobs=args.n_jobs, parallel=args.parallel, scheduler=args.scheduler,
+                          progress=False if args.no_progress else None)
+    except (ValueError, TypeError, ImportError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     print(f"{res.method} on {res.problem}: κ-sweep at eps={res.eps:g}, measure={res.measure}, "

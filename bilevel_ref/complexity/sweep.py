@@ -14,6 +14,7 @@ Nesterov-chain worst case ``hard-kappa-chain`` or any catalog family with a
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -408,12 +409,46 @@ def _kappa_problem(problem, params, kappa):
     """A picklable ε-sweep problem for one κ: (catalog name or instance, its parameters)."""
     if isinstance(problem, str):
         return problem, {**params, "kappa": float(kappa)}
-    return (lambda _eps, seed, kappa=float(kappa): problem(kappa, seed)), None
+    return functools.partial(_at_kappa, problem, float(kappa)), None
+
+
+def _at_kappa(problem, kappa, _eps, seed):
+    """``problem(kappa, seed)`` as an ε-sweep builder ``(eps, seed) -> (problem, x0)``."""
+    return problem(kappa, seed)
+
+
+def _kappa_point(task):
+    """One (κ, seed) run of a κ-sweep (a worker's call): :func:`eps_sweep` at the one ε."""
+    method, prob, prob_params, eps, seed, opts, measure, maxiter = task
+    return eps_sweep(method, prob, [eps], problem_params=prob_params, seeds=[seed], options=opts,
+                     measure=measure, maxiter=maxiter, quantities=[], single_run=False)
+
+
+@dataclass
+class _SeedStack:
+    """The per-seed :func:`eps_sweep` results of one κ, stacked (rows = seeds)."""
+
+    method: str
+    iterations: np.ndarray
+    counts: dict
+    totals: dict
+    runs: list
+
+    @classmethod
+    def of(cls, parts):
+        def stack(field_):
+            keys = list(dict.fromkeys(k for r in parts for k in getattr(r, field_)))
+            return {k: np.concatenate([getattr(r, field_).get(k, np.full_like(r.iterations, np.nan))
+                                       for r in parts], axis=0) for k in keys}
+
+        return cls(parts[0].method, np.concatenate([r.iterations for r in parts], axis=0), stack("counts"),
+                   stack("totals"), [run for r in parts for run in r.runs])
 
 
 def kappa_sweep(method, kappas, eps, *, problem="quadratic", problem_params=None, dx=None, dy=None,
                 seeds=(0,), options=None, measure="norm", maxiter=100_000, quantities=None, theory=None,
-                mode=None, regime=None, min_count=10, tol=None, n_boot=1000):
+                mode=None, regime=None, min_count=10, tol=None, n_boot=1000, n_jobs=1, parallel="loky",
+                scheduler=None, progress=None):
     r"""κ-sweep at fixed ε: hitting counts for each condition number, fitted κ exponents, theory, verdicts.
 
     For every κ the problem is built with that condition number, the method
@@ -462,6 +497,12 @@ def kappa_sweep(method, kappas, eps, *, problem="quadratic", problem_params=None
     seeds, measure, maxiter, quantities, min_count, n_boot
         As in :func:`eps_sweep` (default quantities: iterations, first- and
         second-order calls).
+    n_jobs, parallel, scheduler, progress
+        As in :func:`eps_sweep`: one task per (κ, seed)
+        (:mod:`~bilevel_ref.complexity.parallel`); the results do not depend
+        on them.  With ``n_jobs != 1`` a callable ``problem`` or ``options``
+        must be picklable by cloudpickle (module-level functions, partials,
+        closures; not objects holding locks or open files).
 
     Returns
     -------
@@ -504,12 +545,14 @@ def kappa_sweep(method, kappas, eps, *, problem="quadratic", problem_params=None
                         f"got {type(problem).__name__}")
     regime = regime or getattr(probe, "kappa_regime", "total")
 
-    results = []
+    check_parallel(n_jobs, parallel, scheduler)
+    tasks = []
     for kappa in kappas:
         prob, prob_params = _kappa_problem(problem, params, kappa)
         opts = _sweep_options(options, float(kappa))
-        results.append(eps_sweep(method, prob, [eps], problem_params=prob_params, seeds=seeds, options=opts,
-                                 measure=measure, maxiter=maxiter, quantities=[], single_run=False))
+        tasks.extend((method, prob, prob_params, eps, seed, opts, measure, maxiter) for seed in seeds)
+    points = run_tasks(_kappa_point, tasks, n_jobs, parallel, scheduler, desc="kappa sweep", progress=progress)
+    results = [_SeedStack.of(points[j * len(seeds):(j + 1) * len(seeds)]) for j in range(len(kappas))]
     base = results[0]
     its = np.concatenate([r.iterations for r in results], axis=1)
     kinds = [k for k in COUNT_KINDS if any(k in r.counts for r in results)]

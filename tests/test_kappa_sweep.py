@@ -287,3 +287,11 @@ def test_cli_kappa_sweep_rejects_several_eps_and_eps_options(capsys):
     assert complexity_main(["aid", "quadratic", "--sweep", "kappa", "--kappas", "3,10",
                             "--eps-option", "lam=1/eps"]) == 2
     assert "--kappa-option" in capsys.readouterr().err
+
+
+def test_cli_names_a_malformed_swept_option(capsys):
+    base = ["aid", "quadratic", "--param", "dx=3", "--param", "dy=3"]
+    rc = complexity_main(base + ["--sweep", "kappa", "--kappas", "3,10", "--kappa-option", "linsys_steps"])
+    assert rc == 2 and "--kappa-option must look like NAME=EXPR, got 'linsys_steps'" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--eps-option must look like NAME=EXPR, got 'lam'"):
+        complexity_main(base + ["--eps", "1e-2", "1e-3", "--eps-option", "lam"])

@@ -124,23 +124,14 @@ def main(argv=None):
     fixed = parse_assignments(args.option, "--option")
     if args.sweep == "kappa":
         return _kappa_main(args, params, fixed)
-    dynamic = {}
-    for item in args.eps_option:
-        key, sep, expr = item.partition("=")
-        if not sep:
-            raise SystemExit(f"bilevel-ref complexity: --eps-option must look like NAME=EXPR, got {item!r}")
-        dynamic[key.strip()] = _eps_expression(expr)
-    if dynamic:
-        def options(eps):
-            return {**fixed, **{k: f(eps) for k, f in dynamic.items()}}
-    else:
-        options = fixed
+    options, error = _swept_options(args.eps_option, fixed, "eps", "--eps-option")
+    if error:
+        raise SystemExit(f"bilevel-ref complexity: {error}")
     eps = np.array(args.eps) if args.eps else eps_grid(args.eps_max, args.eps_min, args.per_decade)
-    for path in (args.json, args.plot):  # before the sweep, not after it
-        error = output_path_error(path) if path and path != "-" else None
-        if error:
-            print(f"bilevel-ref complexity: error: {error}", file=sys.stderr)
-            return 2
+    error = _output_error(args)
+    if error:
+        print(f"bilevel-ref complexity: error: {error}", file=sys.stderr)
+        return 2
     try:
         res = eps_sweep(args.method, args.problem, eps, options=options, problem_params=params,
                         seeds=args.seeds, measure=args.measure, rho=args.rho,
@@ -156,6 +147,33 @@ def main(argv=None):
     return _report(res, args)
 
 
+def _swept_options(items, fixed, variable, flag):
+    """``(options, error)``: ``fixed``, or with ``NAME=EXPR`` items a function of the swept ``variable``
+    (ε or κ) returning ``fixed`` plus each expression's value; ``error`` names a malformed item."""
+    dynamic = {}
+    for item in items:
+        key, sep, expr = item.partition("=")
+        if not sep:
+            return None, f"{flag} must look like NAME=EXPR, got {item!r}"
+        dynamic[key.strip()] = _eps_expression(expr, variable)
+    if not dynamic:
+        return fixed, None
+
+    def options(value):
+        return {**fixed, **{k: f(value) for k, f in dynamic.items()}}
+
+    return options, None
+
+
+def _output_error(args):
+    """Why ``--json`` or ``--plot`` cannot be written (checked before the sweep, not after it), or None."""
+    for path in (args.json, args.plot):
+        error = output_path_error(path) if path and path != "-" else None
+        if error:
+            return error
+    return None
+
+
 def _kappa_main(args, params, fixed):
     """``--sweep kappa``: :func:`~bilevel_ref.complexity.sweep.kappa_sweep` at one ε; returns the exit status."""
     prog = "bilevel-ref complexity"
@@ -168,23 +186,11 @@ def _kappa_main(args, params, fixed):
         return 2
     kappas = args.kappas if args.kappas is not None else np.array([3.0, 10.0, 30.0, 100.0])
     eps = args.eps[0] if args.eps else 1e-4
-    dynamic = {}
-    for item in args.kappa_option:
-        key, sep, expr = item.partition("=")
-        if not sep:
-            print(f"{prog}: error: --kappa-option must look like NAME=EXPR, got {item!r}", file=sys.stderr)
-            return 2
-        dynamic[key.strip()] = _eps_expression(expr, "kappa")
-    if dynamic:
-        def options(kappa):
-            return {**fixed, **{k: f(kappa) for k, f in dynamic.items()}}
-    else:
-        options = fixed
-    for path in (args.json, args.plot):  # before the sweep, not after it
-        error = output_path_error(path) if path and path != "-" else None
-        if error:
-            print(f"{prog}: error: {error}", file=sys.stderr)
-            return 2
+    options, error = _swept_options(args.kappa_option, fixed, "kappa", "--kappa-option")
+    error = error or _output_error(args)
+    if error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
     try:
         res = kappa_sweep(args.method, kappas, eps, problem=args.problem, problem_params=params,
                           seeds=args.seeds, options=options, measure=args.measure, maxiter=args.maxiter,

@@ -401,6 +401,14 @@ def test_dim_sweep_small():
     assert "exponent of d" in res.table() and res.to_json()["theory"] == 0.5
     with pytest.raises(ValueError, match="dims"):
         dim_sweep((16,), eps)
+    pytest.importorskip("matplotlib")
+    from bilevel_ref.complexity.dimension import plot_dim_sweep
+
+    costs, ratio = plot_dim_sweep(res).axes
+    for ax in (costs, ratio):   # log-log, the measured d as ticks, a legend
+        assert ax.get_xscale() == ax.get_yscale() == "log" and ax.get_xlabel() == "d"
+        assert list(ax.get_xticks()) == list(res.dims) and ax.get_legend() is not None
+    np.testing.assert_allclose(ratio.lines[0].get_ydata(), res.ratio)   # the plotted ratio is the measured one
 
 
 @pytest.mark.slow

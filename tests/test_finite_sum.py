@@ -542,6 +542,21 @@ def test_bench_counts_the_slices_a_dense_iteration_reads(monkeypatch):
                                      iters=3, repeat=1)["sums"] is None   # factored storage
 
 
+def test_bench_clears_the_batch_sums_of_both_levels():
+    from bilevel_ref.bench.stochastic import clear_batch_caches
+
+    p = finite_sum_quadratic(32, 32, 4, 3, storage="dense", seed=0)
+    x, y, batch = np.zeros(3), np.zeros(4), np.arange(4)
+    p.grad_f(x, y, batch=batch)
+    p.grad_g(x, y, batch=batch)
+    clear_batch_caches(p)
+    hits = p.lower.cache_hits + p.upper.cache_hits
+    p.grad_f(x, y, batch=batch)
+    p.grad_g(x, y, batch=batch)
+    assert p.lower.cache_hits + p.upper.cache_hits == hits       # formed again, not served
+    clear_batch_caches(finite_sum_quadratic(32, 32, 4, 3, seed=0))   # factored storage: nothing to clear
+
+
 def test_last_level_cache_size_is_positive_or_unknown():
     from bilevel_ref.bench.stochastic import last_level_cache_bytes
 

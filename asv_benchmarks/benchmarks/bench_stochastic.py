@@ -23,8 +23,8 @@ import time
 import numpy as np
 
 from bilevel_ref import minimize
-from bilevel_ref.bench.stochastic import (benchmark_options, best_per_call, measure_method, measure_slice_read,
-                                          reference_tensors, thread_setting)
+from bilevel_ref.bench.stochastic import (benchmark_options, best_per_call, clear_batch_caches, measure_method,
+                                          measure_slice_read, reference_tensors, thread_setting)
 from bilevel_ref.problems.finite_sum import finite_sum_quadratic
 
 STORAGES = ["factored", "dense"]
@@ -76,9 +76,7 @@ class StochasticOracles(_Threads):
         self._enter(threads)
 
     def _fresh(self):
-        if self.p.storage == "dense":
-            self.p.lower.clear_cache()
-            self.p.upper.clear_cache()
+        clear_batch_caches(self.p)
 
     def time_grad_g(self, storage, threads):
         self._fresh()
@@ -124,9 +122,7 @@ class StochasticIteration(_Threads):
         self._enter(threads)
 
     def time_20_iterations(self, method, storage, threads):
-        if storage == "dense":   # every run starts cold (same seed, same batches)
-            self.p.lower.clear_cache()
-            self.p.upper.clear_cache()
+        clear_batch_caches(self.p)   # every run starts cold (same seed, same batches)
         minimize(self.p, method, self.x0, seed=0, options=self.opts)
 
     def track_ratio_to_slice_read(self, method, storage, threads):

@@ -52,7 +52,7 @@ import time
 import numpy as np
 
 __all__ = ["METHODS", "VARIANTS", "TARGETS", "THREADS", "main", "measure_unit", "measure_slice_read",
-           "last_level_cache_bytes", "slice_read_plan", "reference_tensors", "ONE_TENSOR", "measure_method",
+           "last_level_cache_bytes", "slice_read_plan", "reference_tensors", "clear_batch_caches", "ONE_TENSOR", "measure_method",
            "benchmark_options", "best_per_call", "run", "target_status", "thread_setting"]
 
 #: method -> options of the benchmark configuration (the issue's targets:
@@ -221,7 +221,7 @@ def measure_method(problem, x0, method, batch_size, *, iters=50, repeat=3, seed=
     minimize(problem, method, x0, seed=seed, options={**opts, "maxiter": 2})   # warm-up
     best_cpu, best_wall, res, formed = np.inf, np.inf, None, None
     for _ in range(repeat):
-        _clear_caches(problem)   # each run starts cold: same seed, same batches as the run before
+        clear_batch_caches(problem)   # each run starts cold: same seed, same batches as the run before
         before = _sums_formed(problem)
         c0, t0 = time.process_time(), time.perf_counter()
         res = minimize(problem, method, x0, seed=seed, options=opts)
@@ -236,27 +236,29 @@ def measure_method(problem, x0, method, batch_size, *, iters=50, repeat=3, seed=
             "status": res.message if res.nit < iters else "ok", "options": opts}
 
 
+def _dense_levels(problem):
+    """The two levels of a dense finite-sum problem (their tensors and batch-sum caches), else None."""
+    levels = [getattr(problem, name, None) for name in ("lower", "upper")]
+    return levels if all(getattr(level, "storage", None) == "dense" for level in levels) else None
+
+
 def _sums_formed(problem):
     """Batch sums formed so far by a dense finite-sum problem's two levels (None for other storages)."""
-    levels = [getattr(problem, name, None) for name in ("lower", "upper")]
-    if not all(getattr(level, "storage", None) == "dense" for level in levels):
-        return None
-    return sum(level.cache_misses for level in levels)
+    levels = _dense_levels(problem)
+    return None if levels is None else sum(level.cache_misses for level in levels)
 
 
-def _clear_caches(problem):
+def clear_batch_caches(problem):
     """Drop the batch sums a dense finite-sum problem's levels keep (nothing for other problems)."""
-    for name in ("lower", "upper"):
-        clear = getattr(getattr(problem, name, None), "clear_cache", None)
-        if clear is not None:
-            clear()
+    for level in _dense_levels(problem) or ():
+        level.clear_cache()
 
 
 def reference_tensors(problem, n, d):
     """The tensors of the slice reads: the dense problem's six Hessian tensors (both levels), else six
     n×d×d tensors of the same size (factored storage holds no such data)."""
-    levels = [getattr(problem, name, None) for name in ("lower", "upper")]
-    if all(getattr(level, "storage", None) == "dense" for level in levels):
+    levels = _dense_levels(problem)
+    if levels is not None:
         return [getattr(level, name) for level in levels for name in ("hyy", "hxx", "hxy")]
     return [np.ones((n, d, d), dtype=problem.dtype) for _ in range(6)]   # values do not change the time
 

@@ -5,12 +5,12 @@ One pass over the selected samples, reading each sample's data once, in place
 kernel that reads the samples returns -1, or the position of the first
 out-of-range index (nothing is then read).
 
-Threads.  The streaming kernels (:func:`gather_sum`, :func:`gather_sums` and
+Threads.  The streaming kernels (:func:`gather_sums` and
 the ``factored_*`` kernels) take ``chunks``, the number of pieces their work is split into
 (:func:`bilevel_ref._jit.kernel_threads` at the call site; 1 runs serially,
 without a parallel launch).  Every ``prange`` loop writes disjoint outputs:
 
-* :func:`gather_sum` splits the *rows* of the d×d sum; each element
+* :func:`gather_sums` splits the *rows* of each d×d sum; each element
   :math:`\\sum_k T_{i_k}[r, c]` is accumulated by one thread, in index order,
   from 0;
 * a factored kernel first computes the per-sample scalars (the dots
@@ -26,7 +26,7 @@ versions (except that float32 data are now summed in float64).
 The dense ``apply`` kernels (:func:`dense_grad`, :func:`dense_value`,
 :func:`dense_fused`, :func:`matvec`) work on float64 d×d sums already formed
 (and possibly cached): O(d²), serial, one call per oracle, outputs written in
-place.  Their indices were validated by the :func:`gather_sum` that formed the
+place.  Their indices were validated by the :func:`gather_sums` that formed the
 sums.
 """
 import numpy as np
@@ -75,7 +75,7 @@ def first_bad(idx, n):
     return -1
 
 
-#: Samples added per sweep over a thread's rows in :func:`gather_sum`: 8 concurrent
+#: Samples added per sweep over a thread's rows in :func:`gather_sums`: 8 concurrent
 #: row streams suit the hardware prefetchers (measured: 4-16 about 25% faster than
 #: one sample or all 64 per sweep at d = 100, batch 64).
 SUM_GROUP = 8
@@ -106,31 +106,16 @@ def _sum_rows(tensor, idx, out, r0, r1):
 
 
 @_jit.parallel_jit(nogil=True)
-def gather_sum(tensor, idx, out, chunks):
-    """``out = Σ_k tensor[idx[k]]`` (dense storage), the rows split into ``chunks`` threads.
+def gather_sums(tensors, idx, outs, chunks):
+    """``outs[j] = Σ_k tensors[j][idx[k]]`` for a tuple of tensors with the same number of samples
+    (dense storage), in one call, i.e. one parallel launch, the rows of each split into ``chunks`` threads.
 
     Each thread adds, for each of its rows r and a group of :data:`SUM_GROUP`
     samples at a time, the rows r of the selected matrices into ``out[r]``
-    (which stays in L1).  ``out`` may be wider than ``tensor`` (float32 data,
-    float64 sums).
+    (which stays in L1).  An ``out`` may be wider than its tensor (float32
+    data, float64 sums).  Returns -1, the position of the first bad index, or
+    0 when the tensors' sample counts differ.
     """
-    status = first_bad(idx, tensor.shape[0])
-    if status >= 0:
-        return status
-    rows = tensor.shape[1]
-    if chunks <= 1:
-        _sum_rows(tensor, idx, out, 0, rows)
-    else:
-        for t in prange(chunks):
-            _sum_rows(tensor, idx, out, rows * t // chunks, rows * (t + 1) // chunks)
-    return -1
-
-
-@_jit.parallel_jit(nogil=True)
-def gather_sums(tensors, idx, outs, chunks):
-    """:func:`gather_sum` of several tensors (a tuple, same number of samples) into ``outs`` in one
-    call, i.e. one parallel launch: each thread sums its share of the rows of every tensor (the same
-    roundings as one :func:`gather_sum` call per tensor)."""
     n = tensors[0].shape[0]
     status = first_bad(idx, n)
     if status >= 0:
@@ -147,6 +132,11 @@ def gather_sums(tensors, idx, outs, chunks):
                 rows = tensors[j].shape[1]
                 _sum_rows(tensors[j], idx, outs[j], rows * t // chunks, rows * (t + 1) // chunks)
     return -1
+
+
+def gather_sum(tensor, idx, out, chunks):
+    """``out = Σ_k tensor[idx[k]]``: :func:`gather_sums` of one tensor."""
+    return gather_sums((tensor,), idx, (out,), chunks)
 
 
 @_jit.jit(inline="always")

@@ -319,7 +319,7 @@ class _DenseSamples(QuadraticSamples):
 
     An oracle on a batch B of m samples needs some of the sums
     :math:`S^{yy}_B = \sum_{i\in B} H^{yy}_i`, :math:`S^{xx}_B`, :math:`S^{xy}_B`;
-    :func:`~bilevel_ref._kernels.finite_sum.gather_sum` forms one in a single
+    :func:`~bilevel_ref._kernels.finite_sum.gather_sums` forms them in a single
     read of each selected matrix (no copy of the tensors; float64 sums, also of
     float32 data; the rows split over :func:`~bilevel_ref._jit.kernel_threads`
     threads, bit-identical for every thread count), and one O(d²) kernel
@@ -357,7 +357,7 @@ class _DenseSamples(QuadraticSamples):
         self._cache = OrderedDict()   # (tensor name, index dtype, index bytes) -> float64 sum
         self._cache_bytes = 0
         self.cache_hits = 0           # sums served from the cache (diagnostics and tests)
-        self.cache_misses = 0         # sums formed by gather_sum
+        self.cache_misses = 0         # sums formed by gather_sums
 
     def means(self):
         n = self.n
@@ -393,16 +393,11 @@ class _DenseSamples(QuadraticSamples):
             out[name] = total
         if missing:
             kernels = _kernels.finite_sum                # (imports the kernels, and numba, first)
-            tensor = getattr(self, missing[0][0])
-            chunks = (1 if idx.shape[0] * tensor.shape[1] * tensor.shape[2] < DENSE_PARALLEL_MIN
-                      else _jit.kernel_threads())
             tensors = tuple(getattr(self, name) for name, _ in missing)
+            chunks = (1 if idx.shape[0] * tensors[0].shape[1] * tensors[0].shape[2] < DENSE_PARALLEL_MIN
+                      else _jit.kernel_threads())
             totals = tuple(self._buffer(t.shape[1:]) for t in tensors)
-            if len(missing) == 1:
-                status = kernels.gather_sum(tensors[0], idx, totals[0], chunks)
-            else:
-                status = kernels.gather_sums(tensors, idx, totals, chunks)
-            _check(status, idx, self.n)
+            _check(kernels.gather_sums(tensors, idx, totals, chunks), idx, self.n)
             for (name, key), total in zip(missing, totals):
                 total.flags.writeable = False
                 self.cache_misses += 1

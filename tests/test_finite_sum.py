@@ -618,11 +618,13 @@ def test_gather_sum_is_the_index_order_sum_for_every_chunk_count(rng, dtype):
 
     tensor = rng.standard_normal((20, 7, 5)).astype(dtype)
     idx = np.array([3, 19, -1, 0, 3, 7, 12, 5, 5, 6, 18, -20, 2, 11, 9, 4, 13, 1, 0])   # > 2 groups of 8
+    for part in (idx[:5], idx[:16], idx):                # fewer than 8, whole groups of 8, groups and a tail
+        for chunks in (1, 2, 3, 7, 11):
+            out = np.full((7, 5), np.nan)
+            assert kernels.gather_sum(tensor, part, out, chunks) == -1
+            # float32 data: float64 sums, no float32 rounding
+            assert np.array_equal(out, _index_order_sum(tensor, part)), (len(part), chunks)
     want = _index_order_sum(tensor, idx)
-    for chunks in (1, 2, 3, 7, 11):
-        out = np.full((7, 5), np.nan)
-        assert kernels.gather_sum(tensor, idx, out, chunks) == -1
-        assert np.array_equal(out, want), chunks         # float32 data: float64 sums, no float32 rounding
     assert kernels.gather_sum(tensor, np.array([1, 20, 2]), out, 2) == 1   # first bad position
     other = rng.standard_normal((20, 4, 5)).astype(dtype)                 # two tensors, one launch
     for chunks in (1, 2, 5):

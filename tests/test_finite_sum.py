@@ -429,6 +429,52 @@ def test_user_dense_samples_and_validation(rng):
         FiniteSumQuadratic(s, "f")
 
 
+def test_dense_hessian_samples_are_stored_exactly_symmetric(rng):
+    """A Hessian sample symmetric to 1e-12 but not exactly is stored with its lower triangle mirrored from
+    the upper one (the user's array untouched); an exactly symmetric tensor is stored without a copy; the
+    oracles apply the stored samples."""
+    n, dy, dx = 12, 5, 3
+    a = rng.standard_normal((n, dy, dy))
+    hyy = a + a.transpose(0, 2, 1) + 4.0 * dy * np.eye(dy)   # exactly symmetric, mean positive definite
+    skewed = hyy.copy()
+    skewed[:, 3, 1] += 1e-14                                  # lower triangle off by far less than 1e-12
+    hxx = np.broadcast_to(np.eye(dx), (n, dx, dx)).copy()
+    cross = rng.standard_normal((n, dx, dy))
+    ly, lx = rng.standard_normal((n, dy)), rng.standard_normal((n, dx))
+    s = QuadraticSamples.dense(skewed, hxx, cross, ly, lx)
+    assert np.array_equal(s.hyy, hyy) and np.array_equal(s.hyy, s.hyy.transpose(0, 2, 1))
+    assert skewed[0, 3, 1] != hyy[0, 3, 1]                    # the caller's array is unchanged
+    exact = QuadraticSamples.dense(hyy, hxx, cross, ly, lx)
+    assert np.shares_memory(exact.hyy, hyy)                   # exactly symmetric: no copy
+    p = FiniteSumQuadratic(s, s)
+    x, y, v = rng.standard_normal(dx), rng.standard_normal(dy), rng.standard_normal(dy)
+    batch = np.array([4, 0, 7])
+    assert _rel(p.hvp_yy_g(x, y, v, batch=batch), hyy[batch].sum(axis=0) @ v / 3) < 1e-14
+    gy = (hyy[batch].sum(axis=0) @ y + cross[batch].sum(axis=0).T @ x + ly[batch].sum(axis=0)) / 3
+    assert _rel(p.grad_y_g(x, y, batch=batch), gy) < 1e-14
+
+
+@pytest.mark.parametrize("rows, cols", [(13, 11), (16, 7), (3, 9)])
+def test_dense_matvec_adds_in_index_order(rows, cols, rng):
+    """The apply kernel's S v (eight rows per sweep, then the rest) and Sᵀv (row axpys) give every element
+    as the sum of its products in index order from 0, divided by m: the same bits as that loop."""
+    from bilevel_ref._kernels import finite_sum as kernels
+
+    S = rng.standard_normal((rows, cols))
+    v, w = rng.standard_normal(cols), rng.standard_normal(rows)
+    want_sv, want_stw = np.zeros(rows), np.zeros(cols)
+    for r in range(rows):
+        for c in range(cols):
+            want_sv[r] += S[r, c] * v[c]
+            want_stw[c] += w[r] * S[r, c]
+    out = np.full(rows, np.nan)
+    kernels.matvec(S, v, False, 3, out)
+    assert np.array_equal(out, want_sv / 3)
+    out = np.full(cols, np.nan)
+    kernels.matvec(S, w, True, 3, out)
+    assert np.array_equal(out, want_stw / 3)
+
+
 def test_catalog_instances():
     p, x0 = build_problem("finite-sum-quadratic-small", seed=1)
     assert isinstance(p, FiniteSumQuadratic) and x0.shape == (p.dx,)

@@ -27,7 +27,8 @@ The dense ``apply`` kernels (:func:`dense_grad`, :func:`dense_value`,
 :func:`dense_fused`, :func:`matvec`) work on float64 d×d sums already formed
 (and possibly cached): O(d²), serial, one call per oracle, outputs written in
 place.  Their indices were validated by the :func:`gather_sums` that formed the
-sums.
+sums.  The Hessian sums S^yy, S^xx are exactly symmetric (the samples are
+stored symmetrised), so they are applied as Sᵀv, by vectorised row axpys.
 """
 import numpy as np
 
@@ -169,7 +170,15 @@ def gather_sum(tensor, idx, out, chunks):
 
 @_jit.jit(inline="always")
 def _matvec_into(S, v, trans, out):
-    """``out = S v`` (row dots) or ``Sᵀ v`` (row axpys, row order)."""
+    """``out = Sᵀ v`` (``trans``) or ``S v``, each element a sum in index order from 0.
+
+    ``Sᵀ v``: row axpys in row order (vectorised).  ``S v``: eight rows at a
+    time, each row's products added in column order (eight independent sums
+    per sweep over v; measured d = 100: 6 µs against 11 µs for one
+    four-way-split dot per row).  A symmetric S (the Hessian sums, exactly
+    symmetric: :class:`bilevel_ref.problems.finite_sum.QuadraticSamples`) is
+    applied as ``Sᵀ v``, 3 µs.
+    """
     if trans:
         for c in range(out.shape[0]):
             out[c] = 0.0
@@ -178,8 +187,41 @@ def _matvec_into(S, v, trans, out):
             for c in range(S.shape[1]):
                 out[c] += vr * S[r, c]
     else:
-        for r in range(S.shape[0]):
-            out[r] = _dot(S[r], v)
+        _rows_matvec_into(S, v, out)
+
+
+@_jit.jit(inline="always")
+def _rows_matvec_into(S, v, out):
+    """``out = S v``, eight rows at a time (see :func:`_matvec_into`)."""
+    rows = S.shape[0]
+    cols = S.shape[1]
+    r = 0
+    while r + 8 <= rows:
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+        for c in range(cols):
+            vc = v[c]
+            a0 += S[r, c] * vc
+            a1 += S[r + 1, c] * vc
+            a2 += S[r + 2, c] * vc
+            a3 += S[r + 3, c] * vc
+            a4 += S[r + 4, c] * vc
+            a5 += S[r + 5, c] * vc
+            a6 += S[r + 6, c] * vc
+            a7 += S[r + 7, c] * vc
+        out[r] = a0
+        out[r + 1] = a1
+        out[r + 2] = a2
+        out[r + 3] = a3
+        out[r + 4] = a4
+        out[r + 5] = a5
+        out[r + 6] = a6
+        out[r + 7] = a7
+        r += 8
+    for k in range(r, rows):
+        acc = 0.0
+        for c in range(cols):
+            acc += S[k, c] * v[c]
+        out[k] = acc
 
 
 @_jit.jit(nogil=True)
@@ -191,15 +233,17 @@ def matvec(S, v, trans, m, out):
 
 
 @_jit.jit(inline="always")
-def _grad_into(sa, va, sb, vb, trans_b, lin, idx, out, tmp):
-    """``out = (sa va + (sbᵀ vb if trans_b else sb vb) + Σ_k lin[idx[k]]) / m``.
+def _grad_into(sa, va, sb, vb, trans_b, lin, idx, out, tmp_a, tmp_b):
+    """``out = (sa va + (sbᵀ vb if trans_b else sb vb) + Σ_k lin[idx[k]]) / m`` for a symmetric ``sa``.
 
-    The linear terms are added sample by sample into ``out`` (contiguous rows
-    of ``lin``; each element still in index order from 0), then combined.
+    ``sa va`` is formed as ``saᵀ va`` (row axpys).  The linear terms are
+    added sample by sample into ``out`` (contiguous rows of ``lin``; each
+    element still in index order from 0), then combined.
     """
     n = lin.shape[0]
     m = idx.shape[0]
-    _matvec_into(sb, vb, trans_b, tmp)
+    _matvec_into(sa, va, True, tmp_a)
+    _matvec_into(sb, vb, trans_b, tmp_b)
     for r in range(out.shape[0]):
         out[r] = 0.0
     for k in range(m):
@@ -207,23 +251,22 @@ def _grad_into(sa, va, sb, vb, trans_b, lin, idx, out, tmp):
         for r in range(out.shape[0]):
             out[r] += lin[i, r]
     for r in range(out.shape[0]):
-        out[r] = ((_dot(sa[r], va) + tmp[r]) + out[r]) / m
+        out[r] = ((tmp_a[r] + tmp_b[r]) + out[r]) / m
 
 
 @_jit.jit(nogil=True)
 def dense_grad(sa, va, sb, vb, trans_b, lin, idx, out):
     """One gradient block from the sums: ∇_y h = (S^yy y + (S^xy)ᵀ x + Σ l^y) / m
     (``trans_b`` True), ∇_x h = (S^xx x + S^xy y + Σ l^x) / m (False)."""
-    tmp = np.empty(out.shape[0])
-    _grad_into(sa, va, sb, vb, trans_b, lin, idx, out, tmp)
+    _grad_into(sa, va, sb, vb, trans_b, lin, idx, out, np.empty(out.shape[0]), np.empty(out.shape[0]))
 
 
 @_jit.jit(nogil=True)
 def dense_fused(syy, sxy, ly, idx, x, y, v, gy, hv, jv):
     """``gy = (S^yy y + (S^xy)ᵀ x + Σ l^y)/m``, ``hv = S^yy v / m``, ``jv = S^xy v / m``."""
     m = idx.shape[0]
-    _grad_into(syy, y, sxy, x, True, ly, idx, gy, hv)   # hv as scratch, overwritten below
-    _matvec_into(syy, v, False, hv)
+    _grad_into(syy, y, sxy, x, True, ly, idx, gy, hv, np.empty(gy.shape[0]))   # hv as scratch, overwritten below
+    _matvec_into(syy, v, True, hv)
     _matvec_into(sxy, v, False, jv)
     for r in range(hv.shape[0]):
         hv[r] = hv[r] / m

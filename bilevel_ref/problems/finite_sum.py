@@ -96,6 +96,22 @@ def _read_only(arr):
     return view
 
 
+def _exactly_symmetric(arr):
+    """``arr`` (n×d×d) itself when every matrix is exactly symmetric, else a copy whose strict lower
+    triangles are the mirrored upper ones.
+
+    The dense apply kernels form S v as Sᵀv (vectorised row axpys), which is S v
+    only for an exactly symmetric S; inputs are checked symmetric to 1e-12
+    relative (:meth:`QuadraticSamples.dense`), and mirroring moves no entry further.
+    """
+    if np.array_equal(arr, arr.transpose(0, 2, 1)):
+        return arr
+    out = arr.copy()
+    lower = np.tril_indices(arr.shape[1], -1)
+    out[:, lower[0], lower[1]] = arr[:, lower[1], lower[0]]
+    return out
+
+
 def _as_dtype(dtype):
     if isinstance(dtype, str) and dtype in _DTYPES:
         return np.dtype(_DTYPES[dtype])
@@ -164,9 +180,10 @@ class QuadraticSamples:
         Parameters
         ----------
         hess_yy : array_like, shape (n, dy, dy)
-            Symmetric :math:`H^{yy}_i`.
+            Symmetric :math:`H^{yy}_i` (to 1e-12 relative; stored with each
+            strict lower triangle mirrored from the upper one).
         hess_xx : array_like, shape (n, dx, dx)
-            Symmetric :math:`H^{xx}_i`.
+            Symmetric :math:`H^{xx}_i` (likewise).
         cross : array_like, shape (n, dx, dy)
             :math:`H^{xy}_i` (the x-y block, as in :math:`x^\\top H^{xy}_i y`).
         lin_y, lin_x : array_like, shapes (n, dy), (n, dx)
@@ -323,7 +340,11 @@ class _DenseSamples(QuadraticSamples):
     read of each selected matrix (no copy of the tensors; float64 sums, also of
     float32 data; the rows split over :func:`~bilevel_ref._jit.kernel_threads`
     threads, bit-identical for every thread count), and one O(d²) kernel
-    applies the sums (the linear terms are summed in the same call).
+    applies the sums (the linear terms are summed in the same call).  The
+    Hessian samples are stored exactly symmetric (a strict lower triangle that
+    differs from the mirrored upper one, within the 1e-12 that
+    :meth:`QuadraticSamples.dense` accepts, is replaced by it), so their sums
+    are applied as Sᵀv.
 
     Batch-sum cache.  A sum depends on the batch only, not on the point, so
     the last :data:`CACHE_ENTRIES` sums (at most :data:`CACHE_BYTES` bytes)
@@ -349,8 +370,8 @@ class _DenseSamples(QuadraticSamples):
         self.n, self.dy = hyy.shape[0], hyy.shape[1]
         self.dx = hxx.shape[1]
         self.dtype = dtype
-        self.hyy = _read_only(np.ascontiguousarray(hyy, dtype=dtype))
-        self.hxx = _read_only(np.ascontiguousarray(hxx, dtype=dtype))
+        self.hyy = _read_only(_exactly_symmetric(np.ascontiguousarray(hyy, dtype=dtype)))
+        self.hxx = _read_only(_exactly_symmetric(np.ascontiguousarray(hxx, dtype=dtype)))
         self.hxy = _read_only(np.ascontiguousarray(hxy, dtype=dtype))
         self.ly = _read_only(np.ascontiguousarray(lin_y, dtype=dtype))
         self.lx = _read_only(np.ascontiguousarray(lin_x, dtype=dtype))
@@ -467,8 +488,9 @@ class _DenseSamples(QuadraticSamples):
         sxx, sxy, syy = self._sums(("hxx", "hxy", "hyy"), idx)
         return sxx / m, sxy / m, syy / m
 
-    #: kind -> (tensor, transposed?)
-    _PRODUCTS = {"hvp_yy": ("hyy", False), "hvp_xx": ("hxx", False), "cross": ("hxy", False),
+    #: kind -> (tensor, applied transposed?); the exactly symmetric Hessian sums are applied as Sᵀv,
+    #: the faster form (:func:`bilevel_ref._kernels.finite_sum.matvec`)
+    _PRODUCTS = {"hvp_yy": ("hyy", True), "hvp_xx": ("hxx", True), "cross": ("hxy", False),
                  "cross_t": ("hxy", True)}
 
     def product(self, kind, vec, idx):

@@ -93,3 +93,27 @@ def test_diverging_iterates_still_blame_the_step_size():
     res = br.minimize(p, "aid", np.ones(3), options={"step_x": 1e6, "maxiter": 500})
     assert res.status == br.Status.NONFINITE and "reduce the step sizes" in res.message
     assert np.all(np.isfinite(res.x))
+
+
+@pytest.mark.parametrize("make", [lambda a: a, lambda a: a[::2], lambda a: a.reshape(4, -1),
+                                  lambda a: a[:8], lambda a: a.astype(np.float32)],
+                         ids=["vector", "strided", "matrix", "small", "float32"])
+def test_finiteness_guard_checks_every_entry(make):
+    """The output guard's finiteness test: every NaN or ±inf is found, wherever it sits and whatever the
+    array's shape or dtype; finite entries whose squares or sum overflow are finite."""
+    from bilevel_ref.oracles import _finite
+
+    base = np.linspace(-3.0, 3.0, 40)
+    assert _finite(make(base))
+    huge = np.full(40, 1e300)
+    huge[1::2] = -1e300
+    with np.errstate(over="ignore"):
+        big = make(huge)                                                # float32: 1e300 is inf there
+    assert _finite(big) == bool(np.isfinite(big).all())
+    for position in (0, 13, 39):
+        for value in (np.nan, np.inf, -np.inf):
+            bad = base.copy()
+            bad[position] = value
+            arr = make(bad)
+            assert _finite(arr) == bool(np.isfinite(arr).all())
+    assert _finite(np.arange(12)) and _finite(2.5) and not _finite(float("nan"))

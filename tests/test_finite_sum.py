@@ -454,6 +454,41 @@ def test_dense_hessian_samples_are_stored_exactly_symmetric(rng):
     assert _rel(p.grad_y_g(x, y, batch=batch), gy) < 1e-14
 
 
+@pytest.mark.parametrize("d", [1, 2, 5, 8, 13])
+def test_packed_symmetric_sums_are_the_full_sums(d, rng):
+    """The dense oracles stream the symmetric Hessian samples as packed upper triangles: the mirrored
+    batch sum is bit-identical to the index-order sum of the full matrices, for every thread split."""
+    from bilevel_ref._kernels import finite_sum as kernels
+    from bilevel_ref.problems.finite_sum import _packed_upper
+
+    a = rng.standard_normal((30, d, d))
+    full = a + a.transpose(0, 2, 1)
+    packed = _packed_upper(full)
+    assert packed.shape == (30, -(-d * (d + 1) // 2 // d), d)
+    rows, cols = np.triu_indices(d)
+    assert np.array_equal(packed.reshape(30, -1)[:, : d * (d + 1) // 2], full[:, rows, cols])
+    idx = np.array([3, 29, -1, 0, 3, 7, 12, 5, 5, 6, 18, -30, 2])
+    want = _index_order_sum(full, idx)
+    for chunks in (1, 2, 3):
+        total = np.full(packed.shape[1:], np.nan)
+        assert kernels.gather_sum(packed, idx, total, chunks) == -1
+        out = np.full((d, d), np.nan)
+        kernels.unpack_symmetric(total, out)
+        assert np.array_equal(out, want)
+
+
+def test_dense_oracles_stream_the_packed_triangles(rng):
+    """A dense level's sums come from the packed data (bytes counted), equal to the full-matrix sums."""
+    p = finite_sum_quadratic(40, 40, 6, 5, storage="dense", seed=2)
+    level = p.lower
+    batch = np.array([1, 7, 7, 30, 12])
+    syy, sxx, sxy = level._sums(("hyy", "hxx", "hxy"), batch)
+    for got, name in ((syy, "hyy"), (sxx, "hxx"), (sxy, "hxy")):
+        assert np.array_equal(got, _index_order_sum(getattr(level, name), batch))
+    # values per sample: S^yy 6·7/2 = 21 padded to 4 rows of 6 = 24, S^xx 5·6/2 = 15 (3 rows of 5), S^xy 5·6
+    assert level.bytes_streamed == 5 * 8 * (24 + 15 + 30)
+
+
 @pytest.mark.parametrize("rows, cols", [(13, 11), (16, 7), (3, 9)])
 def test_dense_matvec_adds_in_index_order(rows, cols, rng):
     """The apply kernel's S v (eight rows per sweep, then the rest) and Sᵀv (row axpys) give every element
@@ -577,13 +612,18 @@ def test_slice_read_plan_reads_every_slab_of_every_tensor_once_per_pass():
 
 def test_bench_counts_the_slices_a_dense_iteration_reads(monkeypatch):
     """SOBA reads 5 batch sums per iteration (grad_f: S^yy, S^xx, S^xy of f; fused_g: S^yy, S^xy of g):
-    with the batch-sum cache off, every one is formed, and the bench reports exactly that."""
+    with the batch-sum cache off, every one is formed, and the bench reports exactly that, and the bytes
+    they read (the symmetric ones packed)."""
     from bilevel_ref.bench import stochastic
     from bilevel_ref.problems.finite_sum import _DenseSamples
 
     monkeypatch.setattr(_DenseSamples, "CACHE_ENTRIES", 0)
     p = finite_sum_quadratic(64, 64, 5, 4, storage="dense", seed=0)
-    assert stochastic.measure_method(p, np.zeros(4), "soba", 8, iters=3, repeat=2)["sums"] == 5
+    row = stochastic.measure_method(p, np.zeros(4), "soba", 8, iters=3, repeat=2)
+    assert row["sums"] == 5
+    # values read per sample: S^yy packed 15 (dy = 5: 5·6/2, three rows of 5), S^xx packed 12 (dx = 4: 10
+    # values padded to three rows of 4), S^xy 4·5 = 20; f: all three, g: S^yy and S^xy; a slab is dy² = 25
+    assert row["slices"] == (15 + 12 + 20 + 15 + 20) / 25
     assert stochastic.measure_method(finite_sum_quadratic(64, 64, 5, 4, seed=0), np.zeros(4), "soba", 8,
                                      iters=3, repeat=1)["sums"] is None   # factored storage
 

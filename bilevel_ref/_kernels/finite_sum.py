@@ -34,8 +34,8 @@ import numpy as np
 
 from .. import _jit
 
-__all__ = ["first_bad", "gather_sum", "gather_sums", "matvec", "dense_grad", "dense_value", "dense_fused",
-           "factored_value", "factored_grad", "factored_grad_block", "factored_fused", "factored_product"]
+__all__ = ["first_bad", "gather_sum", "gather_sums", "unpack_symmetric", "matvec", "dense_grad", "dense_value",
+           "dense_fused", "factored_value", "factored_grad", "factored_grad_block", "factored_fused", "factored_product"]
 
 prange = _jit.prange()
 
@@ -161,6 +161,26 @@ def gather_sums(tensors, idx, outs, chunks):
                 rows = tensors[j].shape[1]
                 _sum_rows(tensors[j], idx, outs[j], rows * t // chunks, rows * (t + 1) // chunks)
     return -1
+
+
+@_jit.jit(nogil=True)
+def unpack_symmetric(packed, out):
+    """``out`` (d×d) = the symmetric matrix whose upper triangle ``packed`` holds row by row
+    (entries (r, c), c ≥ r, in that order over the rows of ``packed``: the layout of the dense
+    problem's packed tensors, :func:`bilevel_ref.problems.finite_sum._packed_upper`)."""
+    d = out.shape[0]
+    width = packed.shape[1]
+    pr = 0
+    pc = 0
+    for r in range(d):
+        for c in range(r, d):
+            value = packed[pr, pc]
+            out[r, c] = value
+            out[c, r] = value
+            pc += 1
+            if pc == width:
+                pr += 1
+                pc = 0
 
 
 def gather_sum(tensor, idx, out, chunks):

@@ -7,9 +7,11 @@ per level, d = 100 × 100, batch 64, float64 by default) and for each storage
 
 * the *reference*, one **slice read**: a contiguous batch×d×d slab of a
   dense tensor times a vector, through BLAS held to one thread, cycling over
-  the slabs of **all the problem's dense tensors** (both levels: the data the
-  methods stream) so that the reference reads from the same level of the
-  memory hierarchy as the methods (:func:`measure_slice_read`).  Cycling over
+  the slabs of **all the problem's dense tensors** (both levels, 492 MB) so
+  that the reference reads from the same level of the memory hierarchy as the
+  methods (:func:`measure_slice_read`; the methods stream S^xy whole and the
+  symmetric Hessian tensors as packed upper triangles, about 330 MB in all, also
+  more than the last-level cache).  Cycling over
   one 82 MB tensor, as first specified, is also reported (row ``slice read,
   one tensor``): on a machine whose last-level cache holds that tensor (300 MiB
   on the 2-core development machine) it measures the cache, not memory, while
@@ -211,9 +213,11 @@ def measure_method(problem, x0, method, batch_size, *, iters=50, repeat=3, seed=
 
     Returns a dict with ``cpu`` and ``wall`` (seconds per iteration, best of
     ``repeat`` runs), ``calls`` (oracle calls per iteration by kind), ``sums``
-    (dense storage: batch×d×d sums formed per iteration, i.e. slices read, by
-    the last run; None for other storages), ``nit``, ``status`` and the
-    ``options`` used.
+    (dense storage: batch sums formed per iteration by the last run; None for
+    other storages), ``slices`` (dense storage: sample bytes those sums read
+    per iteration, in batch×dy×dy slabs of the problem's dtype — a packed
+    symmetric sum reads about half a slab; None for other storages), ``nit``,
+    ``status`` and the ``options`` used.
     """
     from .. import minimize
 
@@ -222,17 +226,19 @@ def measure_method(problem, x0, method, batch_size, *, iters=50, repeat=3, seed=
     best_cpu, best_wall, res, formed = np.inf, np.inf, None, None
     for _ in range(repeat):
         clear_batch_caches(problem)   # each run starts cold: same seed, same batches as the run before
-        before = _sums_formed(problem)
+        before, bytes_before = _sums_formed(problem), _bytes_streamed(problem)
         c0, t0 = time.process_time(), time.perf_counter()
         res = minimize(problem, method, x0, seed=seed, options=opts)
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
         after = _sums_formed(problem)
         formed = None if before is None else after - before
+        streamed = None if before is None else _bytes_streamed(problem) - bytes_before
         nit = max(res.nit, 1)
         best_cpu, best_wall = min(best_cpu, cpu / nit), min(best_wall, wall / nit)
     calls = {k: v / max(res.nit, 1) for k, v in res.oracle_calls.items() if v and k != "samples"}
     return {"cpu": best_cpu, "wall": best_wall, "calls": calls, "nit": int(res.nit),
             "sums": None if formed is None else formed / max(res.nit, 1),
+            "slices": None if streamed is None else streamed / _slab_bytes(problem, batch_size) / max(res.nit, 1),
             "status": res.message if res.nit < iters else "ok", "options": opts}
 
 
@@ -246,6 +252,18 @@ def _sums_formed(problem):
     """Batch sums formed so far by a dense finite-sum problem's two levels (None for other storages)."""
     levels = _dense_levels(problem)
     return None if levels is None else sum(level.cache_misses for level in levels)
+
+
+def _bytes_streamed(problem):
+    """Sample bytes read so far by a dense finite-sum problem's batch sums (None for other storages)."""
+    levels = _dense_levels(problem)
+    return None if levels is None else sum(level.bytes_streamed for level in levels)
+
+
+def _slab_bytes(problem, batch_size):
+    """Bytes of one batch×dy×dy slab of the lower level's Hessian tensor: the unit of ``slices``."""
+    hyy = problem.lower.hyy
+    return batch_size * hyy.shape[1] * hyy.shape[2] * hyy.itemsize
 
 
 def clear_batch_caches(problem):
@@ -346,7 +364,7 @@ def run(methods=None, storages=("factored", "dense"), *, n=1024, d=100, batch_si
             if by is not None:
                 default, one = by["default"], by[1]
                 r.update(calls=default["calls"], nit=default["nit"], options=default.get("options"),
-                         sums=default.get("sums"),
+                         sums=default.get("sums"), slices=default.get("slices"),
                          wall=default["wall"], cpu=default["cpu"], ratio=default["wall"] / ref,
                          one_thread={"wall": one["wall"], "cpu": one["cpu"], "ratio": one["wall"] / ref},
                          status=default["status"] if default["status"] != "ok" else one["status"])
@@ -376,26 +394,26 @@ def _table(rows):
     from .._text import format_table
 
     headers = ["storage", "method", "us default", "ratio default", "us 1 thread", "ratio 1 thread", "target",
-               "slices/iter", "calls/iter", "status"]
+               "sums/iter", "slices/iter", "calls/iter", "status"]
     body = []
     for r in rows:
         if r["method"] in ("slice read", ONE_TENSOR):
             what = (f"slice read (reference: {r['tensors']} tensors, {r['data_bytes'] / 1e6:.0f} MB)"
                     if r["method"] == "slice read" else f"{ONE_TENSOR} ({r['data_bytes'] / 1e6:.0f} MB)")
             body.append([r["storage"], what, f"{r['seconds'] * 1e6:.1f}", f"{r['ratio']:.2f}", "-", "-", "-",
-                         "-", "-", r["status"]])
+                         "-", "-", "-", r["status"]])
             continue
         if "wall" not in r:
-            body.append([r["storage"], r["method"], "-", "-", "-", "-", "-", "-", "-", r["status"]])
+            body.append([r["storage"], r["method"], "-", "-", "-", "-", "-", "-", "-", "-", r["status"]])
             continue
         calls = ", ".join(f"{k}={v:g}" for k, v in r["calls"].items())
         target = r.get("target")
         one = r["one_thread"]
-        sums = r.get("sums")
+        sums, slices = r.get("sums"), r.get("slices")
         body.append([r["storage"], r["method"], f"{r['wall'] * 1e6:.1f}", f"{r['ratio']:.2f}",
                      f"{one['wall'] * 1e6:.1f}", f"{one['ratio']:.2f}",
                      "-" if target is None else f"<= {target:g}", "-" if sums is None else f"{sums:.2f}",
-                     calls, r["status"]])
+                     "-" if slices is None else f"{slices:.2f}", calls, r["status"]])
     return format_table(headers, body)
 
 
@@ -407,7 +425,9 @@ def _reference_note(rows):
     llc = ref.get("llc_bytes")
     cache = "unknown" if llc is None else f"{llc / 2**20:.0f} MiB"
     return (f"reference: slabs of {ref['tensors']} tensors in turn, {ref['data_bytes'] / 1e6:.0f} MB in all "
-            f"(last-level cache {cache}); slices/iter: batch sums formed per iteration (dense storage)")
+            f"(last-level cache {cache}); sums/iter: batch sums formed per iteration; slices/iter: the sample "
+            f"bytes they read, in batch x d x d slabs (a symmetric Hessian sum streams its packed upper "
+            f"triangle, about half a slab; dense storage)")
 
 
 def _variants(rows):

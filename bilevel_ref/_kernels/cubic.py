@@ -20,11 +20,8 @@ construction (same operations, same order; sums through the same BLAS calls).
 
 ``symmetry_check``
     The input check of a dense H for ``backend="numba"`` (finite, symmetric to
-    1e-12 relative: the conditions of ``as_symmetric``) in one pass, its
-    row blocks split over ``chunks`` threads (``prange``; the result is exact
-    maxima, the same for every split).  Measured at d = 2000 on the 2-core
-    machine: 9–10 ms on one thread, about a tenth of the Lanczos solve it
-    guards.
+    1e-12 relative: the conditions of ``as_symmetric``) in one pass, serial
+    (see there why).
 
 Threads: the products (``dsymv``, and ``dgemv`` for the reorthogonalisation)
 run in SciPy's BLAS pool, so the kernel uses every core BLAS is allowed and
@@ -41,13 +38,8 @@ Compiled on first import, cached on disk (the policy of :mod:`bilevel_ref._jit`)
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from .. import _jit
 from ..linalg.cubic import _core
-from ..linalg.cubic._core import symmetry_check_rows
 
 __all__ = ["tridiag_secular", "refine_on_pole", "probe_advance", "lanczos_dense", "lanczos_matrix_free",
            "symmetry_check"]
@@ -56,20 +48,7 @@ tridiag_secular = _jit.jit(_core.tridiag_secular)
 refine_on_pole = _jit.jit(_core.refine_on_pole)
 probe_advance = _jit.jit(_core.probe_advance)
 lanczos_dense = _jit.jit(_core.lanczos_loop)
-prange = _jit.prange()
+symmetry_check = _jit.jit(_core.symmetry_check)
 lanczos_matrix_free = _jit.rebind(_core.lanczos_loop, tridiag_secular=tridiag_secular,
                                   probe_advance=probe_advance, refine_on_pole=refine_on_pole)
 
-
-@_jit.parallel_jit(nogil=True)
-def symmetry_check(H, chunks):
-    """:func:`bilevel_ref.linalg.cubic._core.symmetry_check` with the row blocks split round-robin over
-    ``chunks`` threads (each thread's rows by ``symmetry_check_rows``, then the exact maxima combined)."""
-    finite = np.ones(chunks, dtype=np.bool_)
-    amax = np.zeros(chunks)
-    gap = np.zeros(chunks)
-    for t in prange(chunks):
-        finite[t], amax[t], gap[t] = symmetry_check_rows(H, t, chunks)
-    if not finite.all():
-        return False, math.inf, math.inf
-    return True, amax.max(), gap.max()

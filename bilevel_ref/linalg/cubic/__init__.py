@@ -199,10 +199,9 @@ def _dense_symmetric(H, backend, rtol=1e-12):
     if not (backend == "numba" and type(H) is np.ndarray and H.dtype == np.float64 and H.ndim == 2
             and H.shape[0] == H.shape[1] and H.shape[0] > 0 and H.flags.c_contiguous):
         return as_symmetric(H, "H", copy=False)
-    from ... import _jit
     from ..._kernels.cubic import symmetry_check
 
-    finite, amax, gap = symmetry_check(H, _jit.kernel_threads())
+    finite, amax, gap = symmetry_check(H)
     if not finite:
         raise NonFiniteError("H must contain only finite values (no NaN or inf)")
     if gap > rtol * max(1.0, amax):

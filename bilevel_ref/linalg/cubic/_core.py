@@ -26,7 +26,7 @@ from ... import _jit
 
 __all__ = [
     "EPS", "EIG_CLUSTER", "BREAKDOWN", "POLE_REFINE", "PROBE_MIN_STEPS", "PROBE_AGREE",
-    "norm", "matvec", "matvec_pair", "SYMMETRY_ROWS", "symmetry_check", "symmetry_check_rows",
+    "norm", "matvec", "matvec_pair", "SYMMETRY_ROWS", "symmetry_check",
     "secular_terms", "secular_eig", "ritz_min", "tridiag_secular", "refine_on_pole",
     "probe_advance", "probe_violates", "lanczos_extend", "lanczos_loop",
 ]
@@ -102,7 +102,7 @@ def matvec_pair(H, q, p):
     return matvec(H, q), matvec(H, p)
 
 
-#: Rows of H that :func:`symmetry_check_rows` compares with their mirror columns at a time (a
+#: Rows of H that :func:`symmetry_check` compares with their mirror columns at a time (a
 #: 64-byte line of each mirror row ``H[j, i:i+8]`` per step, eight lanes of maxima).
 SYMMETRY_ROWS = 8
 
@@ -121,26 +121,32 @@ def _mirror_lanes(H, i0, lanes, j, amax, gap):
     return nonfinite
 
 
-@_jit.jitable
-def symmetry_check_rows(H, t, stride):
-    """``(finite, max|H_ij|, max|H_ij − H_ji|)`` over the row blocks t, t + stride, t + 2·stride, … of H
-    (blocks of :data:`SYMMETRY_ROWS` rows, each row i against the columns j ≥ its block's first row).
+def symmetry_check(H):
+    """``(finite, max|H_ij|, max|H_ij − H_ji|)`` of a square H in one pass.
 
-    Each step compares eight rows' entries ``H[i0:i0+8, j]`` with the line
-    ``H[j, i0:i0+8]`` of the mirror row, keeping eight lanes of maxima
-    (branch-free; ``x − x`` is 0 for a finite x and NaN for inf or NaN, so
-    finiteness is one sum); measured d = 2000, one thread: 6 ms, against 18 ms
-    for the former 64×64 tile pairs with scalar compares.  Round-robin blocks
-    give every thread of the compiled
-    :func:`bilevel_ref._kernels.cubic.symmetry_check` about the same share of
-    the triangle.
+    The conditions of :func:`bilevel_ref._validation.as_symmetric` (all
+    finite; symmetric to ``rtol·max(1, max|H_ij|)``) for the numba backend of
+    ``solve_cubic``: one read of H, no temporaries, where the NumPy check
+    makes several passes and a d×d temporary for max|H| (measured d = 2000:
+    21 ms).  Blocks of :data:`SYMMETRY_ROWS` rows: each step compares eight
+    rows' entries ``H[i0:i0+8, j]`` (j ≥ i0) with the line ``H[j, i0:i0+8]``
+    of the mirror row, keeping eight lanes of maxima (branch-free;
+    ``x − x`` is 0 for a finite x and NaN for inf or NaN, so finiteness is
+    one sum).  Measured d = 2000, one thread: 5–7 ms, against 9–10 ms for
+    the former 64×64 tile pairs with scalar compares.
+
+    Serial on purpose: the Lanczos products that follow run in the BLAS
+    library's own thread pool, and a numba parallel region before them
+    leaves a second (OpenMP) pool on the same cores; on the 2-core machine
+    the products then ran about 10–15% slower, more than a two-thread check
+    saves.
     """
     d = H.shape[0]
     rows = SYMMETRY_ROWS
     amax = np.zeros(rows)
     gap = np.zeros(rows)
     nonfinite = 0.0
-    for i0 in range(t * rows, d, stride * rows):
+    for i0 in range(0, d, rows):
         if i0 + rows <= d:
             for j in range(i0, d):
                 nonfinite += _mirror_lanes(H, i0, SYMMETRY_ROWS, j, amax, gap)   # a constant lane count
@@ -150,23 +156,6 @@ def symmetry_check_rows(H, t, stride):
     if not nonfinite == 0.0:
         return False, math.inf, math.inf
     return True, amax.max(), gap.max()
-
-
-def symmetry_check(H):
-    """``(finite, max|H_ij|, max|H_ij − H_ji|)`` of a square H in one pass: :func:`symmetry_check_rows`
-    over every row block.
-
-    The conditions of :func:`bilevel_ref._validation.as_symmetric` (all
-    finite; symmetric to ``rtol·max(1, max|H_ij|)``) for the numba backend of
-    ``solve_cubic``, whose compiled form
-    (:func:`bilevel_ref._kernels.cubic.symmetry_check`) splits the row blocks
-    over threads: one read of H, no temporaries, where the NumPy check makes
-    several passes and a d×d temporary for max|H| (measured d = 2000: 21 ms;
-    this check: 6 ms on one thread, 3–6 ms on two, against 0.75 ms for a
-    two-thread ``dsymv``).  Maxima are exact, so the result is the same for
-    every split.
-    """
-    return symmetry_check_rows(H, 0, 1)
 
 
 # --------------------------------------------------------------------------- eigen-space secular solve

@@ -136,3 +136,10 @@ class StochasticIteration(_Threads):
         return sum(v for k, v in res.oracle_calls.items() if k != "samples") / res.nit
 
     track_oracle_calls_per_iteration.unit = "calls"
+
+    def track_slices_per_iteration(self, method, storage, threads):
+        """Sample bytes the batch sums read per iteration, in 64×100×100 slabs (dense storage; NaN else)."""
+        slices = measure_method(self.p, self.x0, method, 64, iters=ITERS, repeat=1)["slices"]
+        return float("nan") if slices is None else slices
+
+    track_slices_per_iteration.unit = "slices"

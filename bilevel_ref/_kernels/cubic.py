@@ -51,4 +51,3 @@ lanczos_dense = _jit.jit(_core.lanczos_loop)
 symmetry_check = _jit.jit(_core.symmetry_check)
 lanczos_matrix_free = _jit.rebind(_core.lanczos_loop, tridiag_secular=tridiag_secular,
                                   probe_advance=probe_advance, refine_on_pole=refine_on_pole)
-

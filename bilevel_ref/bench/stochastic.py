@@ -223,16 +223,16 @@ def measure_method(problem, x0, method, batch_size, *, iters=50, repeat=3, seed=
 
     opts = benchmark_options(method, batch_size, iters, options or {})
     minimize(problem, method, x0, seed=seed, options={**opts, "maxiter": 2})   # warm-up
-    best_cpu, best_wall, res, formed = np.inf, np.inf, None, None
+    best_cpu, best_wall, res, formed, streamed = np.inf, np.inf, None, None, None
     for _ in range(repeat):
         clear_batch_caches(problem)   # each run starts cold: same seed, same batches as the run before
-        before, bytes_before = _sums_formed(problem), _bytes_streamed(problem)
+        before = _dense_reads(problem)
         c0, t0 = time.process_time(), time.perf_counter()
         res = minimize(problem, method, x0, seed=seed, options=opts)
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-        after = _sums_formed(problem)
-        formed = None if before is None else after - before
-        streamed = None if before is None else _bytes_streamed(problem) - bytes_before
+        if before is not None:
+            after = _dense_reads(problem)
+            formed, streamed = after[0] - before[0], after[1] - before[1]
         nit = max(res.nit, 1)
         best_cpu, best_wall = min(best_cpu, cpu / nit), min(best_wall, wall / nit)
     calls = {k: v / max(res.nit, 1) for k, v in res.oracle_calls.items() if v and k != "samples"}
@@ -248,16 +248,13 @@ def _dense_levels(problem):
     return levels if all(getattr(level, "storage", None) == "dense" for level in levels) else None
 
 
-def _sums_formed(problem):
-    """Batch sums formed so far by a dense finite-sum problem's two levels (None for other storages)."""
+def _dense_reads(problem):
+    """``(batch sums formed, sample bytes they read)`` so far by a dense finite-sum problem's two levels
+    (None for other storages)."""
     levels = _dense_levels(problem)
-    return None if levels is None else sum(level.cache_misses for level in levels)
-
-
-def _bytes_streamed(problem):
-    """Sample bytes read so far by a dense finite-sum problem's batch sums (None for other storages)."""
-    levels = _dense_levels(problem)
-    return None if levels is None else sum(level.bytes_streamed for level in levels)
+    if levels is None:
+        return None
+    return sum(level.cache_misses for level in levels), sum(level.bytes_streamed for level in levels)
 
 
 def _slab_bytes(problem, batch_size):
